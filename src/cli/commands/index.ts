@@ -1,0 +1,7 @@
+import type { Command } from 'commander';
+import registerSandbox from './sandbox.js';
+import registerTopics from './topics.js';
+import registerPublish from './publish.js';
+
+/** One entry per command file; the order is the order of `syncctl --help`. */
+export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerPublish];

@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import Table from 'cli-table3';
+import { createKafka } from '../../connectors/kafka.js';
+import { ExitCode, UsageError } from '../../errors.js';
+import { pick } from '../../settings.js';
+import { DEFAULT_TOPICS, ensureTopics } from '../../stages/topics.js';
+import { action, parseIntFlag } from '../context.js';
+
+interface EnsureFlags {
+  partitions?: number;
+  replicationFactor?: number;
+  config: string[];
+  dlqPartitions?: number;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function parseConfigs(entries: string[]): Record<string, string> {
+  const configs: Record<string, string> = {};
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--config expects KEY=VALUE, got "${entry}"`);
+    configs[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return configs;
+}
+
+export default function register(program: Command): void {
+  const topics = program.command('topics').description('manage the Kafka topics syncctl uses');
+  topics
+    .command('ensure')
+    .description(
+      `create ${DEFAULT_TOPICS.customers}, ${DEFAULT_TOPICS.products} and ${DEFAULT_TOPICS.deadLetter} if missing; report existing ones and conflicts`,
+    )
+    .option('-p, --partitions <n>', 'partitions for the data topics (default 6)', parseIntFlag('--partitions', 1))
+    .option('--dlq-partitions <n>', 'partitions for the dead-letter topic (default 1)', parseIntFlag('--dlq-partitions', 1))
+    .option('-r, --replication-factor <n>', 'replication factor (default 1)', parseIntFlag('--replication-factor', 1))
+    .option('-c, --config <key=value>', 'topic config, repeatable (e.g. retention.ms=604800000)', collect, [])
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ syncctl topics ensure\n  $ syncctl topics ensure --partitions 12 --replication-factor 3 --config retention.ms=604800000',
+    )
+    .action(
+      action<EnsureFlags>(async (ctx, opts) => {
+        const brokers = ctx.brokers();
+        const partitions = pick(ctx.settings, 'partitions', opts.partitions, 6);
+        const dlqPartitions = pick(ctx.settings, 'dlqPartitions', opts.dlqPartitions, 1);
+        const replicationFactor = pick(ctx.settings, 'replicationFactor', opts.replicationFactor, 1);
+        const configs = parseConfigs(opts.config);
+        const kafka = createKafka({ brokers, logger: ctx.logger });
+        const result = await ensureTopics({
+          kafka,
+          brokers,
+          topics: [
+            { name: DEFAULT_TOPICS.customers, partitions, replicationFactor, configs },
+            { name: DEFAULT_TOPICS.products, partitions, replicationFactor, configs },
+            { name: DEFAULT_TOPICS.deadLetter, partitions: dlqPartitions, replicationFactor, configs },
+          ],
+        });
+        const table = new Table({
+          head: ['topic', 'status', 'partitions', 'replication', 'notes'],
+          style: { head: [], border: [] },
+        });
+        for (const t of result.topics) {
+          table.push([t.name, t.status, t.partitions, t.replicationFactor, t.conflicts.join('; ')]);
+        }
+        for (const t of result.topics.filter((x) => x.status === 'conflict')) {
+          ctx.logger.error(`topic ${t.name} exists but ${t.conflicts.join('; ')}; syncctl does not alter existing topics`);
+        }
+        return {
+          data: result,
+          text: table.toString(),
+          exitCode: result.conflicts > 0 ? ExitCode.Failure : ExitCode.Ok,
+        };
+      }),
+    );
+}

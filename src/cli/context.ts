@@ -1,0 +1,85 @@
+import type { Command } from 'commander';
+import { ExitCode, UsageError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { loadSettings, pick, type SettingsSource } from '../settings.js';
+import { parseBrokers } from '../connectors/kafka.js';
+
+export const DEFAULT_BROKERS = '127.0.0.1:9092';
+
+export interface GlobalFlags {
+  brokers?: string;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  profile?: string;
+  state?: string;
+}
+
+/** What every command gets: resolved global settings, a logger, and where to print. */
+export interface CliContext {
+  json: boolean;
+  quiet: boolean;
+  logger: Logger;
+  settings: SettingsSource;
+  brokers(): string[];
+  stdout(text: string): void;
+  /** Whether progress animation may be shown (a terminal, not CI, not --json/--quiet). */
+  interactive: boolean;
+}
+
+export function contextFrom(command: Command): CliContext {
+  const flags = command.optsWithGlobals<GlobalFlags>();
+  const settings = loadSettings(flags.profile);
+  const quiet = flags.quiet ?? false;
+  const verbose = flags.verbose ?? false;
+  if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
+  const json = pick(settings, 'json', flags.json, false);
+  const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
+  return {
+    json,
+    quiet,
+    logger,
+    settings,
+    brokers: () => {
+      const list = parseBrokers(pick(settings, 'brokers', flags.brokers, DEFAULT_BROKERS));
+      if (list.length === 0) throw new UsageError('--brokers is empty');
+      return list;
+    },
+    stdout: (text) => {
+      process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    },
+    interactive: Boolean(process.stderr.isTTY) && !process.env.CI && !json && !quiet,
+  };
+}
+
+/** What a command's action returns: data for --json, lines for humans, and the exit code. */
+export interface CommandResult {
+  data: unknown;
+  text: string;
+  exitCode?: ExitCode;
+}
+
+export function report(ctx: CliContext, result: CommandResult): ExitCode {
+  if (ctx.json) ctx.stdout(JSON.stringify(result.data, null, 2));
+  else if (!ctx.quiet && result.text !== '') ctx.stdout(result.text);
+  return result.exitCode ?? ExitCode.Ok;
+}
+
+export function parseIntFlag(name: string, min = 0) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer ≥ ${min}, got "${value}"`);
+    return n;
+  };
+}
+
+/** Wraps a command body: builds the context, runs it, prints the result, records the exit code. */
+export function action<O>(body: (ctx: CliContext, opts: O, command: Command) => Promise<CommandResult>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const command = args[args.length - 1] as Command & { exitCodeResult?: number };
+    const opts = command.opts<O & object>();
+    const ctx = contextFrom(command);
+    const result = await body(ctx, opts, command);
+    command.exitCodeResult = report(ctx, result);
+  };
+}

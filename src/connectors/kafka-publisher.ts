@@ -1,0 +1,106 @@
+import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
+import { messageKeyOf, type Envelope } from '../records/envelope.js';
+import { createProducer, toKafkaError } from './kafka.js';
+import { UsageError } from '../errors.js';
+
+export interface PublishBatchResult {
+  records: number;
+  bytes: number;
+  /** Records acknowledged per partition in this batch. */
+  partitions: Record<number, number>;
+}
+
+/** Headers that let any client (Java, kcat, Python) route a record without parsing its value. */
+export function envelopeHeaders(envelope: Envelope): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'syncctl-schema-version': String(envelope.schemaVersion),
+    'syncctl-entity': envelope.entity,
+    'syncctl-op': envelope.op,
+    'syncctl-idempotency-key': envelope.idempotencyKey,
+  };
+}
+
+/**
+ * Publishes envelopes to one topic with the idempotent producer and acks=all. Partitions are assigned
+ * here with kafkajs's Java-compatible partitioner so the caller learns exactly where each record went.
+ */
+export class KafkaPublisher {
+  private producer: Producer | undefined;
+  private partitionCount = 0;
+  private readonly partitioner = Partitioners.DefaultPartitioner();
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly brokers: string[],
+    readonly topic: string,
+  ) {}
+
+  async connect(): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      const metadata = await admin.fetchTopicMetadata({ topics: [this.topic] });
+      this.partitionCount = metadata.topics[0]?.partitions.length ?? 0;
+    } catch (err) {
+      const name = (err as Error).name;
+      const message = (err as Error).message ?? '';
+      if (name === 'KafkaJSProtocolError' && /does not host this topic-partition|UNKNOWN_TOPIC/i.test(message)) {
+        throw new UsageError(`topic "${this.topic}" does not exist`, {
+          hint: 'create it with `syncctl topics ensure`',
+        });
+      }
+      throw toKafkaError(err, this.brokers, `looking up topic ${this.topic}`);
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+    if (this.partitionCount === 0) {
+      throw new UsageError(`topic "${this.topic}" does not exist`, { hint: 'create it with `syncctl topics ensure`' });
+    }
+    this.producer = createProducer(this.kafka);
+    try {
+      await this.producer.connect();
+    } catch (err) {
+      throw toKafkaError(err, this.brokers, 'connecting the producer');
+    }
+  }
+
+  partitionFor(key: string): number {
+    const partitionMetadata = Array.from({ length: this.partitionCount }, (_, i) => ({
+      partitionId: i,
+      leader: 0,
+    }));
+    return this.partitioner({
+      topic: this.topic,
+      partitionMetadata: partitionMetadata as never,
+      message: { key, value: null },
+    });
+  }
+
+  /** Resolves only once every record of the batch is acknowledged by all in-sync replicas. */
+  async publish(envelopes: Envelope[]): Promise<PublishBatchResult> {
+    if (!this.producer) throw new Error('publisher not connected');
+    const partitions: Record<number, number> = {};
+    let bytes = 0;
+    const messages: Message[] = envelopes.map((envelope) => {
+      const key = messageKeyOf(envelope);
+      const value = JSON.stringify(envelope);
+      bytes += Buffer.byteLength(value);
+      const partition = this.partitionFor(key);
+      partitions[partition] = (partitions[partition] ?? 0) + 1;
+      return { key, value, partition, headers: envelopeHeaders(envelope) };
+    });
+    if (messages.length === 0) return { records: 0, bytes: 0, partitions };
+    try {
+      await this.producer.send({ topic: this.topic, messages, acks: -1, timeout: 30_000 });
+    } catch (err) {
+      throw toKafkaError(err, this.brokers, `publishing to ${this.topic}`);
+    }
+    return { records: messages.length, bytes, partitions };
+  }
+
+  async close(): Promise<void> {
+    await this.producer?.disconnect().catch(() => {});
+    this.producer = undefined;
+  }
+}

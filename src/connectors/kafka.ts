@@ -1,0 +1,119 @@
+import {
+  Kafka,
+  logLevel as KafkaLogLevel,
+  Partitioners,
+  type Admin,
+  type KafkaConfig,
+  type LogEntry,
+  type Producer,
+} from 'kafkajs';
+import { BrokerUnreachableError, KafkaError, SyncError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
+
+export interface KafkaOptions {
+  brokers: string[];
+  clientId?: string;
+  logger?: Logger;
+  /** Upper bound on how long connecting may take before the broker counts as unreachable. */
+  connectTimeoutMs?: number;
+}
+
+export function parseBrokers(value: string | string[]): string[] {
+  const list = (Array.isArray(value) ? value : value.split(','))
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return list;
+}
+
+/**
+ * kafkajs's default logger writes JSON to stdout, which would corrupt NDJSON output; route it to
+ * our stderr logger instead.
+ */
+function logCreator(logger: Logger) {
+  return () =>
+    ({ level, log }: LogEntry) => {
+      const { message, ...extra } = log;
+      const line = `kafkajs ${log.namespace ?? ''}: ${message}${extra.error ? ` (${String(extra.error)})` : ''}`;
+      if (level === KafkaLogLevel.ERROR || level === KafkaLogLevel.WARN) logger.debug(line);
+      else logger.debug(line);
+    };
+}
+
+export function createKafka(options: KafkaOptions): Kafka {
+  const logger = options.logger ?? silentLogger;
+  const connectTimeout = options.connectTimeoutMs ?? 5_000;
+  const config: KafkaConfig = {
+    clientId: options.clientId ?? 'syncctl',
+    brokers: options.brokers,
+    connectionTimeout: connectTimeout,
+    requestTimeout: 30_000,
+    logLevel: logger.level === 'verbose' ? KafkaLogLevel.INFO : KafkaLogLevel.ERROR,
+    logCreator: logCreator(logger),
+    // Bounded: an unreachable broker must fail in seconds, not minutes.
+    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
+  };
+  return new Kafka(config);
+}
+
+export function createProducer(kafka: Kafka, options: { idempotent?: boolean } = {}): Producer {
+  const idempotent = options.idempotent ?? true;
+  return kafka.producer({
+    // Java-compatible murmur2, so Java and librdkafka clients agree on partitions.
+    createPartitioner: Partitioners.DefaultPartitioner,
+    idempotent,
+    maxInFlightRequests: idempotent ? 1 : 5,
+    allowAutoTopicCreation: false,
+  });
+}
+
+const CONNECTION_ERRORS = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSNonRetriableError',
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSConnectionClosedError',
+]);
+
+function rootCause(err: unknown): unknown {
+  let current = err;
+  for (let i = 0; i < 10; i++) {
+    const next = (current as { originalError?: unknown; cause?: unknown } | undefined)?.originalError;
+    if (next === undefined) return current;
+    current = next;
+  }
+  return current;
+}
+
+/** Turns a kafkajs error into a SyncError that says what happened in operator terms. */
+export function toKafkaError(err: unknown, brokers: string[], action: string): SyncError {
+  if (err instanceof SyncError) return err;
+  const root = rootCause(err) as Error | undefined;
+  const name = (err as Error | undefined)?.name ?? '';
+  const rootName = root?.name ?? '';
+  const message = root?.message ?? String(err);
+  if (
+    rootName === 'KafkaJSConnectionError' ||
+    (CONNECTION_ERRORS.has(name) && /connect|ECONNREFUSED|timeout|closed/i.test(message))
+  ) {
+    return new BrokerUnreachableError(`cannot reach Kafka at ${brokers.join(',')} while ${action}: ${message}`, {
+      cause: err,
+      hint: 'check --brokers / SYNCCTL_BROKERS, or start a local one with `syncctl sandbox up`',
+    });
+  }
+  const retriable = (err as { retriable?: boolean } | undefined)?.retriable ?? false;
+  return new KafkaError(`Kafka failed while ${action}: ${message}`, retriable, { cause: err });
+}
+
+export async function withAdmin<T>(kafka: Kafka, brokers: string[], fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+  } catch (err) {
+    throw toKafkaError(err, brokers, 'connecting');
+  }
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
+}

@@ -1,0 +1,142 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { PACKAGE_ROOT } from '../paths.js';
+
+const envelopeSchema = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'schemas', 'envelope.schema.json'), 'utf8')) as object;
+
+export type Source = 'crm' | 'inventory';
+export type Entity = 'customer' | 'product';
+export type Operation = 'upsert' | 'delete';
+
+export interface Envelope {
+  schemaVersion: 1;
+  source: Source;
+  entity: Entity;
+  id: string;
+  op: Operation;
+  sourceUpdatedAt: string | null;
+  sourceVersion?: number | null;
+  fetchedAt: string;
+  contentHash: string;
+  idempotencyKey: string;
+  data: Record<string, unknown> | null;
+}
+
+export const ENTITY_OF: Record<Source, Entity> = { crm: 'customer', inventory: 'product' };
+export const TOPIC_OF: Record<Source, string> = { crm: 'customer_data', inventory: 'inventory_data' };
+
+/** JSON with object keys sorted at every depth, so equal content always hashes equally. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value).sort()) out[key] = sortKeys((value as Record<string, unknown>)[key]);
+    return out;
+  }
+  return value;
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export function contentHashOf(op: Operation, data: Record<string, unknown> | null): string {
+  return `sha256:${sha256Hex(canonicalJson({ op, data }))}`;
+}
+
+export function idempotencyKeyOf(entity: Entity, id: string, contentHash: string): string {
+  return sha256Hex(`${entity}\u0000${id}\u0000${contentHash}`);
+}
+
+/** The Kafka message key: the entity id, so all versions of an entity share a partition. */
+export function messageKeyOf(envelope: Pick<Envelope, 'id'>): string {
+  return envelope.id;
+}
+
+export interface MakeEnvelopeInput {
+  source: Source;
+  id: string;
+  op: Operation;
+  data: Record<string, unknown> | null;
+  sourceUpdatedAt: string | null;
+  sourceVersion?: number | null;
+  fetchedAt?: string;
+}
+
+export function makeEnvelope(input: MakeEnvelopeInput): Envelope {
+  const entity = ENTITY_OF[input.source];
+  const contentHash = contentHashOf(input.op, input.data);
+  const envelope: Envelope = {
+    schemaVersion: 1,
+    source: input.source,
+    entity,
+    id: input.id,
+    op: input.op,
+    sourceUpdatedAt: input.sourceUpdatedAt,
+    fetchedAt: input.fetchedAt ?? new Date().toISOString(),
+    contentHash,
+    idempotencyKey: idempotencyKeyOf(entity, input.id, contentHash),
+    data: input.data,
+  };
+  if (input.sourceVersion !== undefined) envelope.sourceVersion = input.sourceVersion;
+  return envelope;
+}
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+const ajv = new Ajv({ allErrors: false, strict: false });
+addFormats(ajv);
+const validateSchema = ajv.compile<Envelope>(envelopeSchema);
+
+export type ValidationResult = { ok: true; envelope: Envelope } | { ok: false; reason: string };
+
+function describe(error: ErrorObject): string {
+  const where = error.instancePath === '' ? 'envelope' : error.instancePath.slice(1).replaceAll('/', '.');
+  if (error.keyword === 'required') return `missing required field "${String(error.params.missingProperty)}"`;
+  if (error.keyword === 'additionalProperties')
+    return `unknown field "${String(error.params.additionalProperty)}"`;
+  return `${where} ${error.message ?? 'is invalid'}`;
+}
+
+/** Validates a parsed value as an envelope, including that its hash and key match its content. */
+export function validateEnvelope(value: unknown): ValidationResult {
+  if (!validateSchema(value)) {
+    const first = validateSchema.errors?.[0];
+    return { ok: false, reason: first ? describe(first) : 'not a valid envelope' };
+  }
+  const envelope = value;
+  const expectedHash = contentHashOf(envelope.op, envelope.data);
+  if (envelope.contentHash !== expectedHash) {
+    return { ok: false, reason: `contentHash does not match the record's data (expected ${expectedHash})` };
+  }
+  const expectedKey = idempotencyKeyOf(envelope.entity, envelope.id, envelope.contentHash);
+  if (envelope.idempotencyKey !== expectedKey) {
+    return { ok: false, reason: 'idempotencyKey does not match entity, id and contentHash' };
+  }
+  return { ok: true, envelope };
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses one NDJSON line (raw bytes) into an envelope, or says exactly why it cannot be one. */
+export function parseEnvelopeLine(line: Buffer): ValidationResult {
+  let text: string;
+  try {
+    text = strictUtf8.decode(line);
+  } catch {
+    return { ok: false, reason: 'invalid UTF-8' };
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { ok: false, reason: `bad JSON: ${(err as Error).message}` };
+  }
+  return validateEnvelope(value);
+}

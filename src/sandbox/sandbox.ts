@@ -1,0 +1,169 @@
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SandboxError } from '../errors.js';
+import { defaultStateDir, PACKAGE_ROOT } from '../paths.js';
+import { isAlive, startBroker, stopProcess, tcpAnswers } from './kafka-broker.js';
+
+/**
+ * A fixture system the sandbox runs next to Kafka. `args` are passed to dist/fixtures/serve.js,
+ * which prints one JSON line `{"url": ...}` on stdout once it listens.
+ */
+export interface SandboxServiceSpec {
+  name: string;
+  args: string[];
+  /** SYNCCTL_* variables pointing commands at this service, from its URL. */
+  env: (url: string) => Record<string, string>;
+}
+
+/** Filled in as fixture systems arrive (CRM, Inventory, Analytics). */
+export const SANDBOX_SERVICES: SandboxServiceSpec[] = [];
+
+export interface ServiceState {
+  pid: number;
+  url: string;
+  env: Record<string, string>;
+}
+
+export interface SandboxState {
+  dir: string;
+  kafka: { pid: number; brokers: string };
+  services: Record<string, ServiceState>;
+  startedAt: string;
+}
+
+export interface SandboxStatus {
+  dir: string;
+  running: boolean;
+  kafka: { brokers: string; pid: number; alive: boolean } | null;
+  services: Record<string, { url: string; pid: number; alive: boolean }>;
+}
+
+export function defaultSandboxDir(): string {
+  return process.env.SYNCCTL_SANDBOX_DIR ?? join(defaultStateDir(), 'sandbox');
+}
+
+function stateFile(dir: string): string {
+  return join(dir, 'sandbox.json');
+}
+
+export function readSandbox(dir = defaultSandboxDir()): SandboxState | undefined {
+  const file = stateFile(dir);
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as SandboxState;
+  } catch {
+    return undefined;
+  }
+}
+
+async function startService(dir: string, spec: SandboxServiceSpec): Promise<ServiceState> {
+  const script = join(PACKAGE_ROOT, 'dist', 'fixtures', 'serve.js');
+  if (!existsSync(script)) throw new SandboxError(`fixture servers are not built (${script}); run npm run build`);
+  const outFile = join(dir, `${spec.name}.out`);
+  const out = openSync(outFile, 'w');
+  const child = spawn(process.execPath, [script, ...spec.args], { detached: true, stdio: ['ignore', out, out] });
+  closeSync(out);
+  child.unref();
+  const pid = child.pid;
+  if (pid === undefined) throw new SandboxError(`could not start the ${spec.name} fixture`);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    const text = readFileSync(outFile, 'utf8');
+    const match = /^\{"url":"([^"]+)"/m.exec(text);
+    if (match?.[1]) return { pid, url: match[1], env: spec.env(match[1]) };
+    if (!isAlive(pid)) throw new SandboxError(`the ${spec.name} fixture exited: ${text.slice(-500)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await stopProcess(pid, 2_000);
+  throw new SandboxError(`the ${spec.name} fixture did not start in time`);
+}
+
+export interface SandboxUpResult {
+  state: SandboxState;
+  alreadyRunning: boolean;
+}
+
+/** Starts Kafka and the fixture systems in the background; a running sandbox is reused as is. */
+export async function sandboxUp(dir = defaultSandboxDir(), options: { port?: number } = {}): Promise<SandboxUpResult> {
+  const existing = readSandbox(dir);
+  if (existing && isAlive(existing.kafka.pid)) {
+    const [host, port] = existing.kafka.brokers.split(':');
+    const servicesAlive = Object.values(existing.services).every((s) => isAlive(s.pid));
+    const wanted = SANDBOX_SERVICES.every((s) => existing.services[s.name] !== undefined);
+    if (servicesAlive && wanted && (await tcpAnswers(host ?? '127.0.0.1', Number(port)))) {
+      return { state: existing, alreadyRunning: true };
+    }
+  }
+  if (existing) await sandboxDown(dir);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const broker = await startBroker({ dir, ...(options.port !== undefined ? { port: options.port } : {}) });
+  const state: SandboxState = {
+    dir,
+    kafka: { pid: broker.pid, brokers: broker.brokers },
+    services: {},
+    startedAt: new Date().toISOString(),
+  };
+  writeFileSync(stateFile(dir), JSON.stringify(state, null, 2));
+  try {
+    for (const spec of SANDBOX_SERVICES) {
+      state.services[spec.name] = await startService(dir, spec);
+      writeFileSync(stateFile(dir), JSON.stringify(state, null, 2));
+    }
+  } catch (err) {
+    await sandboxDown(dir);
+    throw err;
+  }
+  return { state, alreadyRunning: false };
+}
+
+export function sandboxStatus(dir = defaultSandboxDir()): SandboxStatus {
+  const state = readSandbox(dir);
+  if (!state) return { dir, running: false, kafka: null, services: {} };
+  const kafkaAlive = isAlive(state.kafka.pid);
+  const services: SandboxStatus['services'] = {};
+  for (const [name, s] of Object.entries(state.services)) {
+    services[name] = { url: s.url, pid: s.pid, alive: isAlive(s.pid) };
+  }
+  return {
+    dir,
+    running: kafkaAlive && Object.values(services).every((s) => s.alive),
+    kafka: { brokers: state.kafka.brokers, pid: state.kafka.pid, alive: kafkaAlive },
+    services,
+  };
+}
+
+/** The `export SYNCCTL_…=…` lines that point every command at the running sandbox. */
+export function sandboxEnv(dir = defaultSandboxDir()): Record<string, string> {
+  const state = readSandbox(dir);
+  if (!state || !isAlive(state.kafka.pid)) {
+    throw new SandboxError('no sandbox is running', { hint: 'start one with `syncctl sandbox up`' });
+  }
+  const env: Record<string, string> = { SYNCCTL_BROKERS: state.kafka.brokers };
+  for (const service of Object.values(state.services)) Object.assign(env, service.env);
+  return env;
+}
+
+export interface SandboxDownResult {
+  dir: string;
+  stopped: string[];
+}
+
+export async function sandboxDown(dir = defaultSandboxDir()): Promise<SandboxDownResult> {
+  const state = readSandbox(dir);
+  const stopped: string[] = [];
+  if (!state) return { dir, stopped };
+  for (const [name, service] of Object.entries(state.services)) {
+    if (isAlive(service.pid)) {
+      await stopProcess(service.pid, 5_000);
+      stopped.push(name);
+    }
+  }
+  if (isAlive(state.kafka.pid)) {
+    await stopProcess(state.kafka.pid);
+    stopped.push('kafka');
+  }
+  rmSync(stateFile(dir), { force: true });
+  return { dir, stopped };
+}

@@ -1,0 +1,120 @@
+import { createReadStream } from 'node:fs';
+import { access } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import type { Kafka } from 'kafkajs';
+import { InputError } from '../errors.js';
+import { KafkaPublisher } from '../connectors/kafka-publisher.js';
+import { readRawLines } from '../io/lines.js';
+import { RejectFile } from '../io/reject-file.js';
+import { parseEnvelopeLine, TOPIC_OF, type Envelope } from '../records/envelope.js';
+
+export interface PublishOptions {
+  kafka: Kafka;
+  brokers: string[];
+  topic: string;
+  /** A file path, or a readable stream such as stdin. */
+  input: string | Readable;
+  rejectsPath: string;
+  dryRun?: boolean;
+  /** Records per producer request; memory holds at most one batch. */
+  batchSize?: number;
+  maxBatchBytes?: number;
+  onProgress?: (published: number) => void;
+}
+
+export interface PublishSummary {
+  topic: string;
+  dryRun: boolean;
+  lines: number;
+  records: number;
+  bytes: number;
+  partitions: Record<string, number>;
+  rejects: number;
+  rejectsFile: string | null;
+  durationMs: number;
+}
+
+const TOPIC_ENTITY: Record<string, string> = {
+  [TOPIC_OF.crm]: 'customer',
+  [TOPIC_OF.inventory]: 'product',
+};
+
+/** Streams NDJSON envelopes into a topic; bad lines go to the reject file and never stop the good ones. */
+export async function publish(options: PublishOptions): Promise<PublishSummary> {
+  const started = Date.now();
+  const batchSize = options.batchSize ?? 2_000;
+  const maxBatchBytes = options.maxBatchBytes ?? 900_000;
+  const dryRun = options.dryRun ?? false;
+  let input: Readable;
+  if (typeof options.input === 'string') {
+    await access(options.input).catch((err: unknown) => {
+      throw new InputError(`cannot read ${options.input}: ${(err as Error).message}`);
+    });
+    input = createReadStream(options.input, { highWaterMark: 256 * 1024 });
+  } else {
+    input = options.input;
+  }
+  const rejects = new RejectFile(options.rejectsPath);
+  const publisher = dryRun ? undefined : new KafkaPublisher(options.kafka, options.brokers, options.topic);
+  const summary: PublishSummary = {
+    topic: options.topic,
+    dryRun,
+    lines: 0,
+    records: 0,
+    bytes: 0,
+    partitions: {},
+    rejects: 0,
+    rejectsFile: null,
+    durationMs: 0,
+  };
+  const expectedEntity = TOPIC_ENTITY[options.topic];
+  let batch: Envelope[] = [];
+  let batchBytes = 0;
+
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const toSend = batch;
+    batch = [];
+    batchBytes = 0;
+    if (!publisher) {
+      summary.records += toSend.length;
+      for (const e of toSend) summary.bytes += Buffer.byteLength(JSON.stringify(e));
+      return;
+    }
+    const result = await publisher.publish(toSend);
+    summary.records += result.records;
+    summary.bytes += result.bytes;
+    for (const [p, n] of Object.entries(result.partitions)) summary.partitions[p] = (summary.partitions[p] ?? 0) + n;
+    options.onProgress?.(summary.records);
+  };
+
+  try {
+    await publisher?.connect();
+    for await (const { lineNo, bytes } of readRawLines(input)) {
+      summary.lines = lineNo;
+      if (bytes.length === 0 || bytes.every((b) => b === 0x20 || b === 0x09)) continue;
+      const parsed = parseEnvelopeLine(bytes);
+      let reason: string | undefined;
+      if (!parsed.ok) reason = parsed.reason;
+      else if (expectedEntity !== undefined && parsed.envelope.entity !== expectedEntity) {
+        reason = `a ${parsed.envelope.entity} envelope does not belong on topic ${options.topic}`;
+      }
+      if (reason !== undefined || !parsed.ok) {
+        await rejects.add({ line: lineNo, reason: reason ?? 'invalid', raw: bytes.toString('utf8') });
+        continue;
+      }
+      batch.push(parsed.envelope);
+      batchBytes += bytes.length;
+      if (batch.length >= batchSize || batchBytes >= maxBatchBytes) await flush();
+    }
+    await flush();
+  } finally {
+    await rejects.close();
+    await publisher?.close();
+    input.destroy();
+  }
+  summary.rejects = rejects.count;
+  summary.rejectsFile = rejects.count > 0 ? rejects.path : null;
+  summary.durationMs = Date.now() - started;
+  return summary;
+}
