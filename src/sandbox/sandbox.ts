@@ -16,8 +16,43 @@ export interface SandboxServiceSpec {
   env: (url: string) => Record<string, string>;
 }
 
-/** Filled in as fixture systems arrive (CRM, Inventory, Analytics). */
-export const SANDBOX_SERVICES: SandboxServiceSpec[] = [];
+/** Credentials of the sandbox's stand-in systems: demo values, not secrets. */
+export const SANDBOX_CRM_TOKEN = 'sandbox-crm-token';
+export const SANDBOX_INVENTORY_USER = 'sandbox';
+export const SANDBOX_INVENTORY_PASSWORD = 'sandbox-inventory-password';
+export const SANDBOX_ANALYTICS_TOKEN = 'sandbox-analytics-token';
+
+export const SANDBOX_SERVICES: SandboxServiceSpec[] = [
+  {
+    name: 'crm',
+    args: ['crm', '--seed', '42', '--count', '1000', '--products', '200', '--token', SANDBOX_CRM_TOKEN],
+    env: (url) => ({ SYNCCTL_CRM_URL: url, SYNCCTL_CRM_TOKEN: SANDBOX_CRM_TOKEN }),
+  },
+  {
+    name: 'inventory',
+    args: [
+      'inventory',
+      '--seed',
+      '42',
+      '--count',
+      '200',
+      '--user',
+      SANDBOX_INVENTORY_USER,
+      '--password',
+      SANDBOX_INVENTORY_PASSWORD,
+    ],
+    env: (url) => ({
+      SYNCCTL_INVENTORY_WSDL: `${url}?wsdl`,
+      SYNCCTL_INVENTORY_USER: SANDBOX_INVENTORY_USER,
+      SYNCCTL_INVENTORY_PASSWORD: SANDBOX_INVENTORY_PASSWORD,
+    }),
+  },
+  {
+    name: 'analytics',
+    args: ['analytics', '--token', SANDBOX_ANALYTICS_TOKEN],
+    env: (url) => ({ SYNCCTL_ANALYTICS_URL: url, SYNCCTL_ANALYTICS_TOKEN: SANDBOX_ANALYTICS_TOKEN }),
+  },
+];
 
 export interface ServiceState {
   pid: number;

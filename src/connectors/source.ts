@@ -1,0 +1,37 @@
+import type { Envelope, Source } from '../records/envelope.js';
+
+/** A time range of source modification times; both ends optional, since inclusive, until exclusive. */
+export interface FetchWindow {
+  since?: string;
+  until?: string;
+}
+
+/** Something from a page that could not become an envelope (kept, counted, reported — never dropped). */
+export interface SourceReject {
+  reason: string;
+  raw: string;
+}
+
+export interface SourcePage {
+  envelopes: Envelope[];
+  rejects: SourceReject[];
+  /** Opaque position to resume after this page (null once the window is exhausted). JSON-serialisable. */
+  cursor: unknown;
+  /** Greatest source modification time seen so far in this window, for the incremental high-water mark. */
+  highWater: string | null;
+}
+
+export interface SourceStats {
+  requests: number;
+  retries: number;
+  pages: number;
+}
+
+/** A paged source: REST (CRM) or SOAP (Inventory). Configuration lives in the connector, not the stage. */
+export interface SourceConnector {
+  readonly source: Source;
+  /** Pages of one window, starting after `resumeFrom` when given (a cursor a previous page returned). */
+  pages(window: FetchWindow, resumeFrom?: unknown): AsyncIterable<SourcePage>;
+  stats(): SourceStats;
+  close(): Promise<void>;
+}
