@@ -35,6 +35,7 @@ export function installKafka(log: (line: string) => void = () => {}): string {
     [
       '-q',
       '-B',
+      '-Dstyle.color=never',
       '-f',
       join(PACKAGE_ROOT, 'kafka', 'pom.xml'),
       'dependency:copy-dependencies',

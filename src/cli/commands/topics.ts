@@ -11,6 +11,9 @@ interface EnsureFlags {
   replicationFactor?: number;
   config: string[];
   dlqPartitions?: number;
+  customerTopic?: string;
+  productTopic?: string;
+  dlqTopic?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -37,6 +40,9 @@ export default function register(program: Command): void {
     .option('-p, --partitions <n>', 'partitions for the data topics (default 6)', parseIntFlag('--partitions', 1))
     .option('--dlq-partitions <n>', 'partitions for the dead-letter topic (default 1)', parseIntFlag('--dlq-partitions', 1))
     .option('-r, --replication-factor <n>', 'replication factor (default 1)', parseIntFlag('--replication-factor', 1))
+    .option('--customer-topic <name>', `customer topic (default ${DEFAULT_TOPICS.customers})`)
+    .option('--product-topic <name>', `product topic (default ${DEFAULT_TOPICS.products})`)
+    .option('--dlq-topic <name>', `dead-letter topic (default ${DEFAULT_TOPICS.deadLetter})`)
     .option('-c, --config <key=value>', 'topic config, repeatable (e.g. retention.ms=604800000)', collect, [])
     .addHelpText(
       'after',
@@ -54,9 +60,24 @@ export default function register(program: Command): void {
           kafka,
           brokers,
           topics: [
-            { name: DEFAULT_TOPICS.customers, partitions, replicationFactor, configs },
-            { name: DEFAULT_TOPICS.products, partitions, replicationFactor, configs },
-            { name: DEFAULT_TOPICS.deadLetter, partitions: dlqPartitions, replicationFactor, configs },
+            {
+              name: pick(ctx.settings, 'customerTopic', opts.customerTopic, DEFAULT_TOPICS.customers),
+              partitions,
+              replicationFactor,
+              configs,
+            },
+            {
+              name: pick(ctx.settings, 'productTopic', opts.productTopic, DEFAULT_TOPICS.products),
+              partitions,
+              replicationFactor,
+              configs,
+            },
+            {
+              name: pick(ctx.settings, 'dlqTopic', opts.dlqTopic, DEFAULT_TOPICS.deadLetter),
+              partitions: dlqPartitions,
+              replicationFactor,
+              configs,
+            },
           ],
         });
         const table = new Table({
