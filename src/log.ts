@@ -9,7 +9,9 @@ export interface Logger {
   debug(message: string): void;
 }
 
-export function createLogger(level: LogLevel = 'info', write: (s: string) => unknown = (s) => process.stderr.write(s),
+export function createLogger(
+  level: LogLevel = 'info',
+  write: (s: string) => unknown = (s) => process.stderr.write(s),
 ): Logger {
   return {
     level,

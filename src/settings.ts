@@ -11,7 +11,10 @@ export interface SettingsSource {
 }
 
 export function envName(key: string): string {
-  return `SYNCCTL_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toUpperCase()}`;
+  return `SYNCCTL_${key
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/-/g, '_')
+    .toUpperCase()}`;
 }
 
 export function openProfileStore(cwd?: string): Conf<Record<string, ProfileValues>> {
@@ -24,7 +27,10 @@ export function openProfileStore(cwd?: string): Conf<Record<string, ProfileValue
   });
 }
 
-export function loadSettings(profileName: string | undefined, env: NodeJS.ProcessEnv = process.env): SettingsSource {
+export function loadSettings(
+  profileName: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): SettingsSource {
   const name = profileName ?? env.SYNCCTL_PROFILE ?? 'default';
   let profile: ProfileValues = {};
   try {

@@ -68,7 +68,8 @@ export function report(ctx: CliContext, result: CommandResult): ExitCode {
 export function parseIntFlag(name: string, min = 0) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer ≥ ${min}, got "${value}"`);
+    if (!Number.isInteger(n) || n < min)
+      throw new UsageError(`${name} must be an integer ≥ ${min}, got "${value}"`);
     return n;
   };
 }

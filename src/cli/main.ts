@@ -54,7 +54,8 @@ export async function runCli(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return ExitCode.Ok;
-      if (err.code === 'commander.help' || err.code === 'commander.executeSubCommandAsync') return ExitCode.Ok;
+      if (err.code === 'commander.help' || err.code === 'commander.executeSubCommandAsync')
+        return ExitCode.Ok;
       return ExitCode.Usage;
     }
     const syncError = toSyncError(err);

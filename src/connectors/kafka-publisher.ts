@@ -45,7 +45,10 @@ export class KafkaPublisher {
     } catch (err) {
       const name = (err as Error).name;
       const message = (err as Error).message ?? '';
-      if (name === 'KafkaJSProtocolError' && /does not host this topic-partition|UNKNOWN_TOPIC/i.test(message)) {
+      if (
+        name === 'KafkaJSProtocolError' &&
+        /does not host this topic-partition|UNKNOWN_TOPIC/i.test(message)
+      ) {
         throw new UsageError(`topic "${this.topic}" does not exist`, {
           hint: 'create it with `syncctl topics ensure`',
         });
@@ -55,7 +58,9 @@ export class KafkaPublisher {
       await admin.disconnect().catch(() => {});
     }
     if (this.partitionCount === 0) {
-      throw new UsageError(`topic "${this.topic}" does not exist`, { hint: 'create it with `syncctl topics ensure`' });
+      throw new UsageError(`topic "${this.topic}" does not exist`, {
+        hint: 'create it with `syncctl topics ensure`',
+      });
     }
     this.producer = createProducer(this.kafka);
     try {

@@ -19,23 +19,20 @@ export interface KafkaOptions {
 }
 
 export function parseBrokers(value: string | string[]): string[] {
-  const list = (Array.isArray(value) ? value : value.split(','))
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
+  const list = (Array.isArray(value) ? value : value.split(',')).map((s) => s.trim()).filter((s) => s !== '');
   return list;
 }
 
 /**
  * kafkajs's default logger writes JSON to stdout, which would corrupt NDJSON output; route it to
- * our stderr logger instead.
+ * our stderr logger instead. Its errors are retried or surface as exceptions we report ourselves,
+ * so they are debug detail, not operator news.
  */
 function logCreator(logger: Logger) {
   return () =>
-    ({ level, log }: LogEntry) => {
+    ({ log }: LogEntry) => {
       const { message, ...extra } = log;
-      const line = `kafkajs ${log.namespace ?? ''}: ${message}${extra.error ? ` (${String(extra.error)})` : ''}`;
-      if (level === KafkaLogLevel.ERROR || level === KafkaLogLevel.WARN) logger.debug(line);
-      else logger.debug(line);
+      logger.debug(`kafkajs ${log.namespace ?? ''}: ${message}${extra.error ? ` (${String(extra.error)})` : ''}`);
     };
 }
 
@@ -95,16 +92,23 @@ export function toKafkaError(err: unknown, brokers: string[], action: string): S
     rootName === 'KafkaJSConnectionError' ||
     (CONNECTION_ERRORS.has(name) && /connect|ECONNREFUSED|timeout|closed/i.test(message))
   ) {
-    return new BrokerUnreachableError(`cannot reach Kafka at ${brokers.join(',')} while ${action}: ${message}`, {
-      cause: err,
-      hint: 'check --brokers / SYNCCTL_BROKERS, or start a local one with `syncctl sandbox up`',
-    });
+    return new BrokerUnreachableError(
+      `cannot reach Kafka at ${brokers.join(',')} while ${action}: ${message}`,
+      {
+        cause: err,
+        hint: 'check --brokers / SYNCCTL_BROKERS, or start a local one with `syncctl sandbox up`',
+      },
+    );
   }
   const retriable = (err as { retriable?: boolean } | undefined)?.retriable ?? false;
   return new KafkaError(`Kafka failed while ${action}: ${message}`, retriable, { cause: err });
 }
 
-export async function withAdmin<T>(kafka: Kafka, brokers: string[], fn: (admin: Admin) => Promise<T>): Promise<T> {
+export async function withAdmin<T>(
+  kafka: Kafka,
+  brokers: string[],
+  fn: (admin: Admin) => Promise<T>,
+): Promise<T> {
   const admin = kafka.admin();
   try {
     await admin.connect();

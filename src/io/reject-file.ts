@@ -28,6 +28,8 @@ export class RejectFile {
     if (!this.stream) return;
     const stream = this.stream;
     this.stream = undefined;
-    await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
   }
 }

@@ -5,7 +5,9 @@ import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { PACKAGE_ROOT } from '../paths.js';
 
-const envelopeSchema = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'schemas', 'envelope.schema.json'), 'utf8')) as object;
+const envelopeSchema = JSON.parse(
+  readFileSync(join(PACKAGE_ROOT, 'schemas', 'envelope.schema.json'), 'utf8'),
+) as object;
 
 export type Source = 'crm' | 'inventory';
 export type Entity = 'customer' | 'product';

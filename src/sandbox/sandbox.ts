@@ -94,10 +94,14 @@ export function readSandbox(dir = defaultSandboxDir()): SandboxState | undefined
 
 async function startService(dir: string, spec: SandboxServiceSpec): Promise<ServiceState> {
   const script = join(PACKAGE_ROOT, 'dist', 'fixtures', 'serve.js');
-  if (!existsSync(script)) throw new SandboxError(`fixture servers are not built (${script}); run npm run build`);
+  if (!existsSync(script))
+    throw new SandboxError(`fixture servers are not built (${script}); run npm run build`);
   const outFile = join(dir, `${spec.name}.out`);
   const out = openSync(outFile, 'w');
-  const child = spawn(process.execPath, [script, ...spec.args], { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, [script, ...spec.args], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
   closeSync(out);
   child.unref();
   const pid = child.pid;
@@ -120,7 +124,10 @@ export interface SandboxUpResult {
 }
 
 /** Starts Kafka and the fixture systems in the background; a running sandbox is reused as is. */
-export async function sandboxUp(dir = defaultSandboxDir(), options: { port?: number } = {}): Promise<SandboxUpResult> {
+export async function sandboxUp(
+  dir = defaultSandboxDir(),
+  options: { port?: number } = {},
+): Promise<SandboxUpResult> {
   const existing = readSandbox(dir);
   if (existing && isAlive(existing.kafka.pid)) {
     const [host, port] = existing.kafka.brokers.split(':');

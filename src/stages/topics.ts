@@ -109,3 +109,46 @@ export async function ensureTopics(options: EnsureTopicsOptions): Promise<Ensure
     }
   });
 }
+
+export interface PartitionOffsets {
+  partition: number;
+  low: number;
+  high: number;
+  /** Messages currently retained in the partition (high − low). */
+  messages: number;
+}
+
+export interface TopicOffsets {
+  name: string;
+  partitions: PartitionOffsets[];
+  messages: number;
+}
+
+/** Per-partition low/high watermarks: what landed where. */
+export async function describeTopics(options: {
+  kafka: Kafka;
+  brokers: string[];
+  topics: string[];
+}): Promise<TopicOffsets[]> {
+  return withAdmin(options.kafka, options.brokers, async (admin) => {
+    try {
+      const existing = new Set(await admin.listTopics());
+      const result: TopicOffsets[] = [];
+      for (const name of options.topics.filter((t) => existing.has(t))) {
+        const offsets = await admin.fetchTopicOffsets(name);
+        const partitions = offsets
+          .map((o) => ({
+            partition: o.partition,
+            low: Number(o.low),
+            high: Number(o.high),
+            messages: Number(o.high) - Number(o.low),
+          }))
+          .sort((a, b) => a.partition - b.partition);
+        result.push({ name, partitions, messages: partitions.reduce((sum, p) => sum + p.messages, 0) });
+      }
+      return result;
+    } catch (err) {
+      throw toKafkaError(err, options.brokers, 'describing topics');
+    }
+  });
+}

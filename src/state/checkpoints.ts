@@ -18,7 +18,9 @@ export class Checkpoints {
   }
 
   async get<T>(name: string): Promise<T | undefined> {
-    const rows = await this.db.query<{ value: string }>('SELECT value FROM checkpoints WHERE name = ?', [name]);
+    const rows = await this.db.query<{ value: string }>('SELECT value FROM checkpoints WHERE name = ?', [
+      name,
+    ]);
     return rows[0] ? (JSON.parse(rows[0].value) as T) : undefined;
   }
 
@@ -35,7 +37,11 @@ export class Checkpoints {
       'SELECT name, value, updated_at FROM checkpoints WHERE name LIKE ? ORDER BY name',
       [`${prefix}%`],
     );
-    return rows.map((r) => ({ name: r.name, value: JSON.parse(r.value) as unknown, updatedAt: r.updated_at }));
+    return rows.map((r) => ({
+      name: r.name,
+      value: JSON.parse(r.value) as unknown,
+      updatedAt: r.updated_at,
+    }));
   }
 
   async delete(prefix: string): Promise<number> {

@@ -135,9 +135,12 @@ export async function openDb(location: string = defaultStatePath()): Promise<Db>
       await pool.query('SELECT 1');
     } catch (err) {
       await pool.end().catch(() => {});
-      throw new StateError(`cannot open the PostgreSQL state store ${redactUrl(location)}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new StateError(
+        `cannot open the PostgreSQL state store ${redactUrl(location)}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     return new PostgresDb(pool, pool, redactUrl(location));
   }
@@ -149,7 +152,9 @@ export async function openDb(location: string = defaultStatePath()): Promise<Db>
     db.pragma('busy_timeout = 10000');
     return new SqliteDb(db, location);
   } catch (err) {
-    throw new StateError(`cannot open the SQLite state store ${location}: ${(err as Error).message}`, { cause: err });
+    throw new StateError(`cannot open the SQLite state store ${location}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 

@@ -25,7 +25,9 @@ describe('syncctl publish (real broker)', () => {
     expect(run.code).toBe(0);
     const summary = JSON.parse(run.stdout);
     expect(summary).toMatchObject({ topic, records: 10_000, rejects: 0, rejectsFile: null });
-    expect(Object.values(summary.partitions as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(10_000);
+    expect(Object.values(summary.partitions as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(
+      10_000,
+    );
 
     const records = await readAll(topic);
     expect(records).toHaveLength(10_000);
@@ -60,7 +62,9 @@ describe('syncctl publish (real broker)', () => {
     const topic = uniqueName('rejects');
     await createTopic(topic, 3);
     const good = sampleEnvelopes(5, 5);
-    const missingId = { ...makeEnvelope({ source: 'crm', id: 'x', op: 'upsert', data: {}, sourceUpdatedAt: null }) } as Record<string, unknown>;
+    const missingId = {
+      ...makeEnvelope({ source: 'crm', id: 'x', op: 'upsert', data: {}, sourceUpdatedAt: null }),
+    } as Record<string, unknown>;
     delete missingId.id;
     const wrongType = { ...good[0]!, sourceUpdatedAt: 12 };
     const file = join(dir, 'mixed.ndjson');
@@ -77,7 +81,17 @@ describe('syncctl publish (real broker)', () => {
       good[4]!,
     ]);
     const rejects = join(dir, 'mixed.rejects');
-    const run = await runSyncctl(['-b', testBrokers(), 'publish', '-t', topic, '--in', file, '--rejects', rejects]);
+    const run = await runSyncctl([
+      '-b',
+      testBrokers(),
+      'publish',
+      '-t',
+      topic,
+      '--in',
+      file,
+      '--rejects',
+      rejects,
+    ]);
     expect(run.code).toBe(3);
     expect(run.stdout).toMatch(/published 5 record/);
     expect(run.stderr).toMatch(/4 line\(s\) rejected/);
@@ -107,7 +121,10 @@ describe('syncctl publish (real broker)', () => {
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, records: 20, rejects: 0 });
     expect(await readAll(topic)).toHaveLength(0);
-    const real = await runSyncctl(['--json', '-b', testBrokers(), 'publish', '-t', topic, '-i', '-'], { input, cwd: dir });
+    const real = await runSyncctl(['--json', '-b', testBrokers(), 'publish', '-t', topic, '-i', '-'], {
+      input,
+      cwd: dir,
+    });
     expect(real.code).toBe(0);
     expect(await readAll(topic)).toHaveLength(20);
   });
@@ -115,9 +132,20 @@ describe('syncctl publish (real broker)', () => {
   it('rejects envelopes of the wrong entity for a known data topic', async () => {
     const file = join(dir, 'products.ndjson');
     writeNdjson(file, sampleEnvelopes(3, 3, 'inventory'));
-    const run = await runSyncctl(['-b', testBrokers(), 'publish', '-t', 'customer_data', '-i', file, '--dry-run']);
+    const run = await runSyncctl([
+      '-b',
+      testBrokers(),
+      'publish',
+      '-t',
+      'customer_data',
+      '-i',
+      file,
+      '--dry-run',
+    ]);
     expect(run.code).toBe(3);
-    expect(readFileSync(`${file}.rejects.ndjson`, 'utf8')).toMatch(/product envelope does not belong on topic customer_data/);
+    expect(readFileSync(`${file}.rejects.ndjson`, 'utf8')).toMatch(
+      /product envelope does not belong on topic customer_data/,
+    );
   });
 
   it('fails clearly, in bounded time and with exit 75, when the broker is unreachable', async () => {
@@ -141,9 +169,12 @@ describe('syncctl publish (real broker)', () => {
   });
 
   it('reports a missing input file as an error', async () => {
-    const run = await runSyncctl(['-b', testBrokers(), 'publish', '-t', 'customer_data', '-i', join(dir, 'nope')], {
-      env: isolatedEnv(),
-    });
+    const run = await runSyncctl(
+      ['-b', testBrokers(), 'publish', '-t', 'customer_data', '-i', join(dir, 'nope')],
+      {
+        env: isolatedEnv(),
+      },
+    );
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/cannot read .*nope/);
   });

@@ -38,14 +38,29 @@ describe('syncctl topics ensure (real broker)', () => {
       topics: [{ name, partitions: 6, replicationFactor: 1, configs: { 'cleanup.policy': 'compact' } }],
     });
     expect(result.conflicts).toBe(1);
-    expect(result.topics[0]!.conflicts).toEqual(['has 2 partitions, 6 wanted', 'has cleanup.policy=delete, compact wanted']);
+    expect(result.topics[0]!.conflicts).toEqual([
+      'has 2 partitions, 6 wanted',
+      'has cleanup.policy=delete, compact wanted',
+    ]);
   });
 
   it('through the CLI: creates, then reports existing, then flags a conflict with exit 1', async () => {
     const b = testBrokers();
     const [c, p, d] = [uniqueName('c'), uniqueName('p'), uniqueName('d')];
     const ensure = (...extra: string[]) =>
-      runSyncctl(['-b', b, 'topics', 'ensure', '--customer-topic', c, '--product-topic', p, '--dlq-topic', d, ...extra]);
+      runSyncctl([
+        '-b',
+        b,
+        'topics',
+        'ensure',
+        '--customer-topic',
+        c,
+        '--product-topic',
+        p,
+        '--dlq-topic',
+        d,
+        ...extra,
+      ]);
     const first = await ensure('--json', '--partitions', '3');
     expect(first.code).toBe(0);
     const firstResult = JSON.parse(first.stdout);

@@ -23,7 +23,9 @@ export interface CliOptions {
 }
 
 /** A private state/config/cache-free environment so tests never read the developer's profiles. */
-export function isolatedEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+export function isolatedEnv(
+  extra: Record<string, string | undefined> = {},
+): Record<string, string | undefined> {
   const home = mkdtempSync(join(tmpdir(), 'syncctl-home-'));
   return {
     PATH: process.env.PATH,

@@ -17,7 +17,9 @@ export function sampleEnvelopes(count: number, keys: number, source: Source = 'c
 
 export function writeNdjson(path: string, lines: (Envelope | string | Buffer)[]): void {
   const parts = lines.map((l) =>
-    Buffer.isBuffer(l) ? Buffer.concat([l, Buffer.from('\n')]) : Buffer.from(`${typeof l === 'string' ? l : JSON.stringify(l)}\n`),
+    Buffer.isBuffer(l)
+      ? Buffer.concat([l, Buffer.from('\n')])
+      : Buffer.from(`${typeof l === 'string' ? l : JSON.stringify(l)}\n`),
   );
   writeFileSync(path, Buffer.concat(parts));
 }
@@ -33,7 +35,11 @@ export function javaPartition(key: string, partitions: number): number {
   const length4 = Math.floor(length / 4);
   for (let i = 0; i < length4; i++) {
     const i4 = i * 4;
-    let k = (data[i4]! & 0xff) + ((data[i4 + 1]! & 0xff) << 8) + ((data[i4 + 2]! & 0xff) << 16) + ((data[i4 + 3]! & 0xff) << 24);
+    let k =
+      (data[i4]! & 0xff) +
+      ((data[i4 + 1]! & 0xff) << 8) +
+      ((data[i4 + 2]! & 0xff) << 16) +
+      ((data[i4 + 3]! & 0xff) << 24);
     k = Math.imul(k, m);
     k ^= k >>> r;
     k = Math.imul(k, m);

@@ -4,7 +4,8 @@ import { readRawLines } from '../../src/io/lines.js';
 
 async function collect(chunks: Buffer[]): Promise<[number, string][]> {
   const out: [number, string][] = [];
-  for await (const line of readRawLines(Readable.from(chunks))) out.push([line.lineNo, line.bytes.toString('latin1')]);
+  for await (const line of readRawLines(Readable.from(chunks)))
+    out.push([line.lineNo, line.bytes.toString('latin1')]);
   return out;
 }
 
@@ -21,7 +22,8 @@ describe('readRawLines', () => {
 
   it('keeps bytes that are not valid UTF-8 untouched', async () => {
     const lines = [];
-    for await (const line of readRawLines(Readable.from([Buffer.from([0xff, 0x0a, 0x41])]))) lines.push(line.bytes);
+    for await (const line of readRawLines(Readable.from([Buffer.from([0xff, 0x0a, 0x41])])))
+      lines.push(line.bytes);
     expect(lines[0]).toEqual(Buffer.from([0xff]));
     expect(lines[1]).toEqual(Buffer.from('A'));
   });

@@ -30,7 +30,9 @@ describe('envelope', () => {
   it('gives the same hash whatever the key order, and a different one for different data', () => {
     const reordered = { nested: { a: null, b: 1 }, tags: ['a'], name: 'Zoë 山田' };
     expect(contentHashOf('upsert', reordered)).toBe(contentHashOf('upsert', base.data));
-    expect(contentHashOf('upsert', { ...base.data, name: 'other' })).not.toBe(contentHashOf('upsert', base.data));
+    expect(contentHashOf('upsert', { ...base.data, name: 'other' })).not.toBe(
+      contentHashOf('upsert', base.data),
+    );
     expect(contentHashOf('delete', base.data)).not.toBe(contentHashOf('upsert', base.data));
     expect(canonicalJson({ b: 1, a: [{ d: 1, c: 2 }] })).toBe('{"a":[{"c":2,"d":1}],"b":1}');
   });
@@ -46,7 +48,13 @@ describe('envelope', () => {
 
   it('accepts what makeEnvelope builds, including deletes with null data', () => {
     expect(validateEnvelope(makeEnvelope(base)).ok).toBe(true);
-    const del = makeEnvelope({ source: 'inventory', id: 'P1', op: 'delete', data: null, sourceUpdatedAt: null });
+    const del = makeEnvelope({
+      source: 'inventory',
+      id: 'P1',
+      op: 'delete',
+      data: null,
+      sourceUpdatedAt: null,
+    });
     expect(del.entity).toBe('product');
     expect(validateEnvelope(del).ok).toBe(true);
   });
@@ -60,8 +68,16 @@ describe('envelope', () => {
     ['source/entity mismatch', (e: Record<string, unknown>) => (e.entity = 'product'), /entity/],
     ['upsert without data', (e: Record<string, unknown>) => (e.data = null), /data/],
     ['unknown field', (e: Record<string, unknown>) => (e.extra = 1), /unknown field "extra"/],
-    ['tampered data', (e: Record<string, unknown>) => (e.data = { name: 'changed' }), /contentHash does not match/],
-    ['wrong key', (e: Record<string, unknown>) => (e.idempotencyKey = '0'.repeat(64)), /idempotencyKey does not match/],
+    [
+      'tampered data',
+      (e: Record<string, unknown>) => (e.data = { name: 'changed' }),
+      /contentHash does not match/,
+    ],
+    [
+      'wrong key',
+      (e: Record<string, unknown>) => (e.idempotencyKey = '0'.repeat(64)),
+      /idempotencyKey does not match/,
+    ],
   ])('rejects %s with a reason that names it', (_name, mutate, reason) => {
     const envelope = makeEnvelope(base) as unknown as Record<string, unknown>;
     mutate(envelope);

@@ -18,9 +18,16 @@ export default function register(program: Command): void {
     .description('publish NDJSON envelopes to a Kafka topic, keyed by entity id')
     .requiredOption('-t, --topic <topic>', 'topic to publish to (customer_data, inventory_data, …)')
     .option('-i, --in <file>', 'NDJSON input file, or - for stdin', '-')
-    .option('--rejects <file>', 'where malformed lines go (default: <in>.rejects.ndjson, or ./syncctl-rejects.ndjson for stdin)')
+    .option(
+      '--rejects <file>',
+      'where malformed lines go (default: <in>.rejects.ndjson, or ./syncctl-rejects.ndjson for stdin)',
+    )
     .option('--dry-run', 'validate every line without sending anything')
-    .option('--batch-size <n>', 'records per producer request (default 2000)', parseIntFlag('--batch-size', 1))
+    .option(
+      '--batch-size <n>',
+      'records per producer request (default 2000)',
+      parseIntFlag('--batch-size', 1),
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  $ syncctl publish --topic customer_data --in customers.ndjson\n  $ syncctl fetch --source crm | syncctl publish --topic customer_data\n  $ syncctl publish --topic inventory_data --in products.ndjson --dry-run --json',
@@ -30,7 +37,8 @@ export default function register(program: Command): void {
         const topic = opts.topic ?? '';
         if (topic === '') throw new UsageError('--topic is required');
         const fromStdin = opts.in === undefined || opts.in === '-';
-        const rejectsPath = opts.rejects ?? (fromStdin ? 'syncctl-rejects.ndjson' : `${opts.in}.rejects.ndjson`);
+        const rejectsPath =
+          opts.rejects ?? (fromStdin ? 'syncctl-rejects.ndjson' : `${opts.in}.rejects.ndjson`);
         const brokers = ctx.brokers();
         const summary = await publish({
           kafka: createKafka({ brokers, logger: ctx.logger }),

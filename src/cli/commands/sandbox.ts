@@ -1,6 +1,12 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
-import { defaultSandboxDir, sandboxDown, sandboxEnv, sandboxStatus, sandboxUp } from '../../sandbox/sandbox.js';
+import {
+  defaultSandboxDir,
+  sandboxDown,
+  sandboxEnv,
+  sandboxStatus,
+  sandboxUp,
+} from '../../sandbox/sandbox.js';
 import { action, parseIntFlag } from '../context.js';
 
 interface SandboxFlags {
@@ -16,7 +22,10 @@ export default function register(program: Command): void {
   const sandbox = program
     .command('sandbox')
     .description('a local Kafka broker plus the fixture CRM, Inventory and Analytics systems')
-    .addHelpText('after', '\nExamples:\n  $ syncctl sandbox up\n  $ eval "$(syncctl sandbox env)"\n  $ syncctl sandbox down');
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ syncctl sandbox up\n  $ eval "$(syncctl sandbox env)"\n  $ syncctl sandbox down',
+    );
   const dirOption = (c: Command) =>
     c.option('--dir <path>', 'sandbox directory (default: $SYNCCTL_SANDBOX_DIR or <state dir>/sandbox)');
 
@@ -46,9 +55,15 @@ export default function register(program: Command): void {
     action<SandboxFlags>(async (_ctx, opts) => {
       const status = sandboxStatus(opts.dir ?? defaultSandboxDir());
       const lines = [status.running ? 'running' : 'not running'];
-      if (status.kafka) lines.push(`  kafka: ${status.kafka.brokers} (${status.kafka.alive ? 'up' : 'down'})`);
-      for (const [name, s] of Object.entries(status.services)) lines.push(`  ${name}: ${s.url} (${s.alive ? 'up' : 'down'})`);
-      return { data: status, text: lines.join('\n'), exitCode: status.running ? ExitCode.Ok : ExitCode.Failure };
+      if (status.kafka)
+        lines.push(`  kafka: ${status.kafka.brokers} (${status.kafka.alive ? 'up' : 'down'})`);
+      for (const [name, s] of Object.entries(status.services))
+        lines.push(`  ${name}: ${s.url} (${s.alive ? 'up' : 'down'})`);
+      return {
+        data: status,
+        text: lines.join('\n'),
+        exitCode: status.running ? ExitCode.Ok : ExitCode.Failure,
+      };
     }),
   );
 
