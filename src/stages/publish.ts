@@ -84,7 +84,8 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
     const result = await publisher.publish(toSend);
     summary.records += result.records;
     summary.bytes += result.bytes;
-    for (const [p, n] of Object.entries(result.partitions)) summary.partitions[p] = (summary.partitions[p] ?? 0) + n;
+    for (const [p, n] of Object.entries(result.partitions))
+      summary.partitions[p] = (summary.partitions[p] ?? 0) + n;
     options.onProgress?.(summary.records);
   };
 
