@@ -82,14 +82,18 @@ export class KafkaPublisher {
     });
   }
 
-  /** Resolves only once every record of the batch is acknowledged by all in-sync replicas. */
-  async publish(envelopes: Envelope[]): Promise<PublishBatchResult> {
+  /**
+   * Resolves only once every record of the batch is acknowledged by all in-sync replicas.
+   * `values` may carry each envelope's already-serialised JSON (e.g. the validated input line) to
+   * save serialising it again.
+   */
+  async publish(envelopes: Envelope[], values?: string[]): Promise<PublishBatchResult> {
     if (!this.producer) throw new Error('publisher not connected');
     const partitions: Record<number, number> = {};
     let bytes = 0;
-    const messages: Message[] = envelopes.map((envelope) => {
+    const messages: Message[] = envelopes.map((envelope, i) => {
       const key = messageKeyOf(envelope);
-      const value = JSON.stringify(envelope);
+      const value = values?.[i] ?? JSON.stringify(envelope);
       bytes += Buffer.byteLength(value);
       const partition = this.partitionFor(key);
       partitions[partition] = (partitions[partition] ?? 0) + 1;

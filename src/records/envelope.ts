@@ -97,6 +97,7 @@ addFormats(ajv);
 const validateSchema = ajv.compile<Envelope>(envelopeSchema);
 
 export type ValidationResult = { ok: true; envelope: Envelope } | { ok: false; reason: string };
+export type LineResult = { ok: true; envelope: Envelope; text: string } | { ok: false; reason: string };
 
 function describe(error: ErrorObject): string {
   const where = error.instancePath === '' ? 'envelope' : error.instancePath.slice(1).replaceAll('/', '.');
@@ -127,7 +128,7 @@ export function validateEnvelope(value: unknown): ValidationResult {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Parses one NDJSON line (raw bytes) into an envelope, or says exactly why it cannot be one. */
-export function parseEnvelopeLine(line: Buffer): ValidationResult {
+export function parseEnvelopeLine(line: Buffer): LineResult {
   let text: string;
   try {
     text = strictUtf8.decode(line);
@@ -140,5 +141,6 @@ export function parseEnvelopeLine(line: Buffer): ValidationResult {
   } catch (err) {
     return { ok: false, reason: `bad JSON: ${(err as Error).message}` };
   }
-  return validateEnvelope(value);
+  const result = validateEnvelope(value);
+  return result.ok ? { ...result, text } : result;
 }

@@ -69,19 +69,23 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
   };
   const expectedEntity = TOPIC_ENTITY[options.topic];
   let batch: Envelope[] = [];
+  let values: string[] = [];
   let batchBytes = 0;
 
   const flush = async () => {
     if (batch.length === 0) return;
     const toSend = batch;
+    const toSendValues = values;
+    const toSendBytes = batchBytes;
     batch = [];
+    values = [];
     batchBytes = 0;
     if (!publisher) {
       summary.records += toSend.length;
-      for (const e of toSend) summary.bytes += Buffer.byteLength(JSON.stringify(e));
+      summary.bytes += toSendBytes;
       return;
     }
-    const result = await publisher.publish(toSend);
+    const result = await publisher.publish(toSend, toSendValues);
     summary.records += result.records;
     summary.bytes += result.bytes;
     for (const [p, n] of Object.entries(result.partitions))
@@ -105,6 +109,7 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
         continue;
       }
       batch.push(parsed.envelope);
+      values.push(parsed.text);
       batchBytes += bytes.length;
       if (batch.length >= batchSize || batchBytes >= maxBatchBytes) await flush();
     }
