@@ -30,15 +30,16 @@ export function openProfileStore(cwd?: string): Conf<Record<string, ProfileValue
 export function loadSettings(
   profileName: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
+  requireExisting = true,
 ): SettingsSource {
   const name = profileName ?? env.SYNCCTL_PROFILE ?? 'default';
   let profile: ProfileValues = {};
   try {
     const store = openProfileStore(env.SYNCCTL_CONFIG_DIR);
     profile = store.get(name) ?? {};
-    if (profileName !== undefined && !store.has(name)) {
+    if (requireExisting && profileName !== undefined && !store.has(name)) {
       throw new ConfigError(`profile "${name}" does not exist`, {
-        hint: `create it with \`syncctl config set --profile ${name} KEY VALUE\``,
+        hint: `create it with \`syncctl --profile ${name} config set KEY VALUE\``,
       });
     }
   } catch (err) {

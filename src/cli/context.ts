@@ -27,9 +27,9 @@ export interface CliContext {
   interactive: boolean;
 }
 
-export function contextFrom(command: Command): CliContext {
+export function contextFrom(command: Command, options: ActionOptions = {}): CliContext {
   const flags = command.optsWithGlobals<GlobalFlags>();
-  const settings = loadSettings(flags.profile);
+  const settings = loadSettings(flags.profile, process.env, !options.profileMayBeMissing);
   const quiet = flags.quiet ?? false;
   const verbose = flags.verbose ?? false;
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
@@ -74,12 +74,20 @@ export function parseIntFlag(name: string, min = 0) {
   };
 }
 
+export interface ActionOptions {
+  /** For commands that create profiles: a --profile that does not exist yet is not an error. */
+  profileMayBeMissing?: boolean;
+}
+
 /** Wraps a command body: builds the context, runs it, prints the result, records the exit code. */
-export function action<O>(body: (ctx: CliContext, opts: O, command: Command) => Promise<CommandResult>) {
+export function action<O>(
+  body: (ctx: CliContext, opts: O, command: Command) => Promise<CommandResult>,
+  options: ActionOptions = {},
+) {
   return async (...args: unknown[]): Promise<void> => {
     const command = args[args.length - 1] as Command & { exitCodeResult?: number };
     const opts = command.opts<O & object>();
-    const ctx = contextFrom(command);
+    const ctx = contextFrom(command, options);
     const result = await body(ctx, opts, command);
     command.exitCodeResult = report(ctx, result);
   };

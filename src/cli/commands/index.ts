@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import registerSandbox from './sandbox.js';
 import registerTopics from './topics.js';
 import registerPublish from './publish.js';
+import registerConfig from './config.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
-export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerPublish];
+export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerPublish, registerConfig];

@@ -1,0 +1,78 @@
+import type { Command } from 'commander';
+import { ExitCode } from '../../errors.js';
+import { getProfileValue, listProfiles, setProfileValue, unsetProfileValue } from '../../stages/config.js';
+import { action } from '../context.js';
+
+interface ConfigFlags {
+  profile?: string;
+}
+
+function profileOf(command: Command): string {
+  return command.optsWithGlobals<ConfigFlags>().profile ?? process.env.SYNCCTL_PROFILE ?? 'default';
+}
+
+const mayBeMissing = { profileMayBeMissing: true };
+const cwd = () => (process.env.SYNCCTL_CONFIG_DIR ? { cwd: process.env.SYNCCTL_CONFIG_DIR } : {});
+
+export default function register(program: Command): void {
+  const config = program
+    .command('config')
+    .description('named profiles of settings (any flag, e.g. brokers, crm-url, state)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ syncctl config set brokers kafka-1:9092,kafka-2:9092\n  $ syncctl --profile nightly config set state postgres://sync@db/sync\n  $ syncctl --profile nightly fetch --source crm --publish\n  $ syncctl config list --json',
+    );
+
+  config
+    .command('set <name> <value>')
+    .description('store a setting in the profile (--profile, default "default")')
+    .action(
+      action(async (_ctx, _opts, command) => {
+        const [name, value] = command.args as [string, string];
+        const result = setProfileValue(profileOf(command), name, value, cwd());
+        return { data: result, text: `${result.profile}: ${result.key} set (${result.path})` };
+      }, mayBeMissing),
+    );
+
+  config
+    .command('get <name>')
+    .description('print a setting of the profile')
+    .action(
+      action(async (_ctx, _opts, command) => {
+        const result = getProfileValue(profileOf(command), command.args[0] as string, cwd());
+        return {
+          data: result,
+          text: result.value === undefined ? '' : String(result.value),
+          exitCode: result.value === undefined ? ExitCode.Failure : ExitCode.Ok,
+        };
+      }),
+    );
+
+  config
+    .command('unset <name>')
+    .description('remove a setting from the profile')
+    .action(
+      action(async (_ctx, _opts, command) => {
+        const result = unsetProfileValue(profileOf(command), command.args[0] as string, cwd());
+        return {
+          data: result,
+          text: result.removed ? `${result.profile}: ${result.key} removed` : 'nothing to remove',
+        };
+      }, mayBeMissing),
+    );
+
+  config
+    .command('list')
+    .description('show every profile, secrets masked')
+    .action(
+      action(async () => {
+        const listing = listProfiles(cwd());
+        const lines = [`# ${listing.path}`];
+        for (const [name, values] of Object.entries(listing.profiles)) {
+          lines.push(`[${name}]`);
+          for (const [k, v] of Object.entries(values)) lines.push(`  ${k} = ${String(v)}`);
+        }
+        return { data: listing, text: lines.join('\n') };
+      }),
+    );
+}
