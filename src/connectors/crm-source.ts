@@ -1,0 +1,764 @@
+/**
+ * The CRM source: any paginated REST/JSON API, by configuration. Paging is got's pagination API
+ * (one yielded item per HTTP page, so pages keep their cursor and backpressure holds: the next page
+ * is requested only when the caller asks for it); retries are got's (exponential backoff with
+ * jitter, Retry-After honoured, transient failures only, unparseable bodies included).
+ */
+import got, { HTTPError, ParseError, RequestError, parseLinkHeader, type Got, type Response } from 'got';
+import {
+  ConfigError,
+  SourceMalformedError,
+  SourcePermanentError,
+  SourceTransientError,
+  type SyncError,
+} from '../errors.js';
+import type { Logger } from '../log.js';
+import { contentHashOf, makeEnvelope, type Envelope } from '../records/envelope.js';
+import { redact } from '../redact.js';
+import { pick, type SettingsSource } from '../settings.js';
+import type { FetchWindow, SourceConnector, SourcePage, SourceReject, SourceStats } from './source.js';
+
+export const CRM_PAGINATION_STYLES = ['cursor', 'next-url', 'odata', 'link', 'offset'] as const;
+export type CrmPaginationStyle = (typeof CRM_PAGINATION_STYLES)[number];
+
+export interface CrmFieldMap {
+  /** Field holding the record id (required on every record). */
+  id: string;
+  /** Field holding the source modification time (ISO-8601 or epoch ms). */
+  updatedAt: string;
+  /** Field holding a version number; '' when the CRM has none. */
+  version: string;
+  /** Boolean field marking archived/deleted records; '' when none. */
+  deleted: string;
+  /** Field that, when non-null, marks the record deleted; '' when none. */
+  deletedAt: string;
+}
+
+export interface CrmSourceConfig {
+  baseUrl: string;
+  token: string;
+  /** Listing path, relative to baseUrl. */
+  path: string;
+  pagination: CrmPaginationStyle;
+  /** Dot path to the records array in the body; '' = the body is the array. */
+  recordsPath: string;
+  /** Dot path to the next cursor (cursor style) or next URL (next-url / odata); unused for link/offset. */
+  nextPath: string;
+  /** Query parameter carrying the cursor (cursor style). */
+  cursorParam: string;
+  /** Query parameter for the page size ('' to send none). */
+  pageSizeParam: string;
+  pageSize: number;
+  /** Query parameter for the page number (offset style) and the number of the first page. */
+  pageParam: string;
+  firstPage: number;
+  /** Dot path to the total record count (offset style; '' = stop at the first short page). */
+  totalPath: string;
+  sinceParam: string;
+  untilParam: string;
+  fields: CrmFieldMap;
+  /** Per-attempt timeout of every request. */
+  timeoutMs: number;
+  /** Retries per request for transient failures (network, timeouts, 408/429/5xx, unparseable body). */
+  retries: number;
+  /** Cap of the exponential backoff between retries. */
+  backoffLimitMs: number;
+  /** A Retry-After longer than this is not waited for: the request fails as transient instead. */
+  maxRetryAfterMs: number;
+  /** Exact duplicates (same id and content) within one run are dropped via an LRU of this many ids; 0 = off. */
+  dedupeWindow: number;
+}
+
+/** Where each setting comes from, for error messages that say what to fix. */
+const FIELD_SOURCES: Record<string, string> = {
+  baseUrl: '--crm-url / SYNCCTL_CRM_URL',
+  token: '--crm-token / SYNCCTL_CRM_TOKEN',
+  path: '--crm-path / SYNCCTL_CRM_PATH',
+  pagination: '--crm-pagination / SYNCCTL_CRM_PAGINATION',
+  recordsPath: '--crm-records-path / SYNCCTL_CRM_RECORDS_PATH',
+  nextPath: '--crm-next-path / SYNCCTL_CRM_NEXT_PATH',
+  cursorParam: '--crm-cursor-param / SYNCCTL_CRM_CURSOR_PARAM',
+  pageSizeParam: '--crm-page-size-param / SYNCCTL_CRM_PAGE_SIZE_PARAM',
+  pageSize: '--crm-page-size / SYNCCTL_CRM_PAGE_SIZE',
+  pageParam: '--crm-page-param / SYNCCTL_CRM_PAGE_PARAM',
+  firstPage: '--crm-first-page / SYNCCTL_CRM_FIRST_PAGE',
+  totalPath: '--crm-total-path / SYNCCTL_CRM_TOTAL_PATH',
+  sinceParam: '--crm-since-param / SYNCCTL_CRM_SINCE_PARAM',
+  untilParam: '--crm-until-param / SYNCCTL_CRM_UNTIL_PARAM',
+  'fields.id': '--crm-id-field / SYNCCTL_CRM_ID_FIELD',
+  'fields.updatedAt': '--crm-updated-at-field / SYNCCTL_CRM_UPDATED_AT_FIELD',
+  'fields.version': '--crm-version-field / SYNCCTL_CRM_VERSION_FIELD',
+  'fields.deleted': '--crm-deleted-field / SYNCCTL_CRM_DELETED_FIELD',
+  'fields.deletedAt': '--crm-deleted-at-field / SYNCCTL_CRM_DELETED_AT_FIELD',
+  timeoutMs: '--crm-timeout / SYNCCTL_CRM_TIMEOUT (ms)',
+  retries: '--crm-retries / SYNCCTL_CRM_RETRIES',
+  backoffLimitMs: '--crm-backoff-limit / SYNCCTL_CRM_BACKOFF_LIMIT (ms)',
+  maxRetryAfterMs: '--crm-max-retry-after / SYNCCTL_CRM_MAX_RETRY_AFTER (ms)',
+  dedupeWindow: '--crm-dedupe-window / SYNCCTL_CRM_DEDUPE_WINDOW',
+};
+
+/** Per-style defaults: a CRM shaped like one of these needs only `pagination`. */
+const STYLE_DEFAULTS: Record<CrmPaginationStyle, Partial<CrmSourceConfig>> = {
+  cursor: { recordsPath: 'results', nextPath: 'paging.next.after', pageSizeParam: 'limit' },
+  'next-url': { recordsPath: 'records', nextPath: 'nextRecordsUrl', pageSizeParam: 'limit' },
+  odata: { recordsPath: 'value', nextPath: '@odata.nextLink', pageSizeParam: 'limit' },
+  link: { recordsPath: '', nextPath: '', pageSizeParam: 'limit' },
+  offset: { recordsPath: 'data', nextPath: '', pageSizeParam: 'pageSize', totalPath: 'total' },
+};
+
+const BASE_DEFAULTS = {
+  path: '/v1/customers',
+  pagination: 'cursor' as CrmPaginationStyle,
+  cursorParam: 'after',
+  pageSize: 100,
+  pageParam: 'page',
+  firstPage: 1,
+  totalPath: '',
+  sinceParam: 'updatedSince',
+  untilParam: 'updatedUntil',
+  fields: {
+    id: 'id',
+    updatedAt: 'updatedAt',
+    version: 'version',
+    deleted: 'archived',
+    deletedAt: 'deletedAt',
+  },
+  timeoutMs: 30_000,
+  retries: 4,
+  backoffLimitMs: 30_000,
+  maxRetryAfterMs: 120_000,
+  dedupeWindow: 10_000,
+};
+
+export type CrmSourceInput = Partial<Omit<CrmSourceConfig, 'fields'>> & { fields?: Partial<CrmFieldMap> };
+
+function fieldError(field: string, problem: string): ConfigError {
+  const where = FIELD_SOURCES[field];
+  return new ConfigError(`CRM setting ${field} ${problem}`, where ? { hint: `set it with ${where}` } : {});
+}
+
+/** Validates options at the edge; every message names the field and how to set it. */
+export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
+  const pagination = input.pagination ?? BASE_DEFAULTS.pagination;
+  if (!CRM_PAGINATION_STYLES.includes(pagination)) {
+    throw fieldError(
+      'pagination',
+      `must be one of ${CRM_PAGINATION_STYLES.join(', ')}, got "${String(pagination)}"`,
+    );
+  }
+  const defined = Object.fromEntries(
+    Object.entries(input).filter(([, v]) => v !== undefined),
+  ) as CrmSourceInput;
+  const config: CrmSourceConfig = {
+    ...BASE_DEFAULTS,
+    ...STYLE_DEFAULTS[pagination],
+    ...defined,
+    pagination,
+    fields: {
+      ...BASE_DEFAULTS.fields,
+      ...Object.fromEntries(Object.entries(input.fields ?? {}).filter(([, v]) => v !== undefined)),
+    },
+  } as CrmSourceConfig;
+
+  if (!config.baseUrl)
+    throw fieldError('baseUrl', 'is required (the CRM API base URL, e.g. https://crm.example.com)');
+  let base: URL;
+  try {
+    base = new URL(config.baseUrl);
+  } catch {
+    throw fieldError('baseUrl', `is not a URL: "${config.baseUrl}"`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:')
+    throw fieldError('baseUrl', 'must be an http(s) URL');
+  if (!config.token) throw fieldError('token', 'is required (the bearer token of the CRM API)');
+  for (const key of [
+    'path',
+    'recordsPath',
+    'nextPath',
+    'cursorParam',
+    'pageSizeParam',
+    'pageParam',
+    'totalPath',
+    'sinceParam',
+    'untilParam',
+  ] as const) {
+    if (typeof config[key] !== 'string') throw fieldError(key, 'must be a string');
+  }
+  if (
+    (pagination === 'cursor' || pagination === 'next-url' || pagination === 'odata') &&
+    config.nextPath === ''
+  ) {
+    throw fieldError('nextPath', `is required for pagination "${pagination}"`);
+  }
+  if (pagination === 'cursor' && config.cursorParam === '')
+    throw fieldError('cursorParam', 'is required for pagination "cursor"');
+  if (pagination === 'offset' && config.pageParam === '')
+    throw fieldError('pageParam', 'is required for pagination "offset"');
+  const ints: [keyof CrmSourceConfig, number][] = [
+    ['pageSize', 1],
+    ['firstPage', 0],
+    ['timeoutMs', 1],
+    ['retries', 0],
+    ['backoffLimitMs', 0],
+    ['maxRetryAfterMs', 0],
+    ['dedupeWindow', 0],
+  ];
+  for (const [key, min] of ints) {
+    const value = config[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+      throw fieldError(key, `must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+    }
+  }
+  for (const key of Object.keys(config.fields) as (keyof CrmFieldMap)[]) {
+    if (typeof config.fields[key] !== 'string') throw fieldError(`fields.${key}`, 'must be a string');
+  }
+  if (config.fields.id === '') throw fieldError('fields.id', 'is required');
+  if (config.fields.updatedAt === '') throw fieldError('fields.updatedAt', 'is required');
+  return config;
+}
+
+/** Flags the fetch command passes (commander's camelCase of --crm-*). */
+export interface CrmFlags {
+  crmUrl?: string;
+  crmToken?: string;
+  crmPath?: string;
+  crmPagination?: string;
+  crmRecordsPath?: string;
+  crmNextPath?: string;
+  crmCursorParam?: string;
+  crmPageSizeParam?: string;
+  crmPageSize?: number | string;
+  crmPageParam?: string;
+  crmFirstPage?: number | string;
+  crmTotalPath?: string;
+  crmSinceParam?: string;
+  crmUntilParam?: string;
+  crmIdField?: string;
+  crmUpdatedAtField?: string;
+  crmVersionField?: string;
+  crmDeletedField?: string;
+  crmDeletedAtField?: string;
+  crmTimeout?: number | string;
+  crmRetries?: number | string;
+  crmBackoffLimit?: number | string;
+  crmMaxRetryAfter?: number | string;
+  crmDedupeWindow?: number | string;
+}
+
+function flagInt(raw: number | string | undefined, field: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = typeof raw === 'number' ? raw : Number(raw);
+  if (!Number.isFinite(n)) throw fieldError(field, `must be a number, got "${String(raw)}"`);
+  return n;
+}
+
+/**
+ * The CRM configuration from flags > SYNCCTL_CRM_* environment > profile > defaults, validated.
+ * Keys are the camelCase flag names (`crmUrl` ↔ --crm-url ↔ SYNCCTL_CRM_URL).
+ */
+export function crmConfigFromSettings(settings: SettingsSource, flags: CrmFlags = {}): CrmSourceConfig {
+  const str = (key: keyof CrmFlags): string | undefined => {
+    const flag = flags[key];
+    return pick<string>(settings, key, flag === undefined ? undefined : String(flag));
+  };
+  const num = (key: keyof CrmFlags, field: string): number | undefined => {
+    const flag = flagInt(flags[key], field);
+    // A string pick then a checked conversion, so a bad env value names its variable.
+    const raw = pick<string>(settings, key, flag === undefined ? undefined : String(flag));
+    return flagInt(raw, field);
+  };
+  return resolveCrmConfig({
+    baseUrl: str('crmUrl'),
+    token: str('crmToken'),
+    path: str('crmPath'),
+    pagination: str('crmPagination') as CrmPaginationStyle | undefined,
+    recordsPath: str('crmRecordsPath'),
+    nextPath: str('crmNextPath'),
+    cursorParam: str('crmCursorParam'),
+    pageSizeParam: str('crmPageSizeParam'),
+    pageSize: num('crmPageSize', 'pageSize'),
+    pageParam: str('crmPageParam'),
+    firstPage: num('crmFirstPage', 'firstPage'),
+    totalPath: str('crmTotalPath'),
+    sinceParam: str('crmSinceParam'),
+    untilParam: str('crmUntilParam'),
+    fields: {
+      id: str('crmIdField'),
+      updatedAt: str('crmUpdatedAtField'),
+      version: str('crmVersionField'),
+      deleted: str('crmDeletedField'),
+      deletedAt: str('crmDeletedAtField'),
+    },
+    timeoutMs: num('crmTimeout', 'timeoutMs'),
+    retries: num('crmRetries', 'retries'),
+    backoffLimitMs: num('crmBackoffLimit', 'backoffLimitMs'),
+    maxRetryAfterMs: num('crmMaxRetryAfter', 'maxRetryAfterMs'),
+    dedupeWindow: num('crmDedupeWindow', 'dedupeWindow'),
+  });
+}
+
+/** Where to continue after a page: JSON-serialisable, stored in checkpoints. */
+export type CrmCursor =
+  | { style: CrmPaginationStyle; kind: 'after'; after: string }
+  | { style: CrmPaginationStyle; kind: 'url'; url: string }
+  | { style: CrmPaginationStyle; kind: 'page'; page: number };
+
+export interface CrmSourceStats extends SourceStats {
+  records: number;
+  rejects: number;
+  duplicatesDropped: number;
+}
+
+/** One HTTP page as got.paginate yields it. */
+interface FetchedPage {
+  url: string;
+  records: unknown[];
+  next: CrmCursor | null;
+}
+
+/** Reads a dot path; a key that itself contains dots (e.g. "@odata.nextLink") is matched whole first. */
+export function readPath(value: unknown, path: string): unknown {
+  if (path === '') return value;
+  if (value === null || typeof value !== 'object') return undefined;
+  const obj = value as Record<string, unknown>;
+  if (Object.hasOwn(obj, path)) return obj[path];
+  for (let dot = path.indexOf('.'); dot !== -1; dot = path.indexOf('.', dot + 1)) {
+    const head = path.slice(0, dot);
+    if (Object.hasOwn(obj, head)) {
+      const found = readPath(obj[head], path.slice(dot + 1));
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+function toIso(value: unknown): string | null {
+  if (typeof value === 'number' && Number.isFinite(value)) return new Date(value).toISOString();
+  if (typeof value !== 'string' || value.trim() === '') return null;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+function describeStatus(response: Response | undefined): string {
+  if (!response) return 'no response';
+  const type = String(response.headers['content-type'] ?? '').split(';')[0] || 'no content type';
+  return `${response.statusCode} ${response.statusMessage ?? ''}`.trim() + ` (${type})`;
+}
+
+/** A small LRU of id → content hash, to drop exact repeats across page boundaries cheaply. */
+class RecentIds {
+  private readonly map = new Map<string, string>();
+  constructor(private readonly limit: number) {}
+
+  /** True when (id, hash) was seen recently; records it either way. */
+  seen(id: string, hash: string): boolean {
+    if (this.limit === 0) return false;
+    const previous = this.map.get(id);
+    this.map.delete(id);
+    this.map.set(id, hash);
+    if (this.map.size > this.limit) {
+      const oldest = this.map.keys().next().value;
+      if (oldest !== undefined) this.map.delete(oldest);
+    }
+    return previous === hash;
+  }
+}
+
+export interface CrmSourceOptions {
+  logger?: Logger;
+}
+
+export class CrmSource implements SourceConnector {
+  readonly source = 'crm' as const;
+  readonly config: CrmSourceConfig;
+  private readonly http: Got;
+  private readonly origin: string;
+  private readonly logger: Logger | undefined;
+  private readonly counters: CrmSourceStats = {
+    requests: 0,
+    retries: 0,
+    pages: 0,
+    records: 0,
+    rejects: 0,
+    duplicatesDropped: 0,
+  };
+
+  constructor(input: CrmSourceInput | CrmSourceConfig, options: CrmSourceOptions = {}) {
+    this.config = resolveCrmConfig(input);
+    this.logger = options.logger;
+    this.origin = new URL(this.config.baseUrl).origin;
+    const { config } = this;
+    this.http = got.extend({
+      headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
+      responseType: 'json',
+      timeout: { request: config.timeoutMs },
+      retry: {
+        limit: config.retries,
+        methods: ['GET'],
+        statusCodes: [408, 429, 500, 502, 503, 504, 521, 522, 524],
+        // got's defaults plus ERR_BODY_PARSE_FAILURE: a malformed or HTML body on a 200 is re-requested.
+        errorCodes: [
+          'ETIMEDOUT',
+          'ECONNRESET',
+          'EADDRINUSE',
+          'ECONNREFUSED',
+          'EPIPE',
+          'ENOTFOUND',
+          'ENETUNREACH',
+          'EAI_AGAIN',
+          'ERR_BODY_PARSE_FAILURE',
+        ],
+        backoffLimit: config.backoffLimitMs,
+        maxRetryAfter: config.maxRetryAfterMs,
+        calculateDelay: ({ computedValue, retryAfter }) => {
+          // 0 means got's own rules say stop (limit, method, status, Retry-After too long).
+          if (computedValue === 0) return 0;
+          if (retryAfter !== undefined) return computedValue;
+          // "Equal jitter" on top of got's exponential value, so parallel windows do not retry in lockstep.
+          return computedValue / 2 + Math.random() * (computedValue / 2);
+        },
+      },
+      hooks: {
+        beforeRequest: [
+          () => {
+            this.counters.requests++;
+          },
+        ],
+        beforeRetry: [
+          (error, retryCount) => {
+            this.counters.retries++;
+            const url = error.options?.url ? String(error.options.url) : '';
+            const why = error.response ? describeStatus(error.response) : (error.code ?? error.message);
+            this.logger?.debug(redact(`CRM retry ${retryCount} of ${url}: ${why}`));
+          },
+        ],
+      },
+    });
+  }
+
+  stats(): CrmSourceStats {
+    return { ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    // got keeps no connections of its own beyond the global agent; nothing to release.
+  }
+
+  /** URL of the first page of a window, or of the page a cursor points at. */
+  private startUrl(window: FetchWindow, resumeFrom?: unknown): URL {
+    const { config } = this;
+    if (resumeFrom !== undefined && resumeFrom !== null) {
+      const cursor = resumeFrom as Partial<CrmCursor>;
+      if (typeof cursor !== 'object' || cursor.style !== config.pagination) {
+        throw new ConfigError(
+          `cannot resume: the saved CRM cursor was made with pagination "${String(cursor?.style)}", the CRM is now configured as "${config.pagination}"`,
+          { hint: 'rerun with --full (or a fresh backfill) after changing the pagination style' },
+        );
+      }
+      if (cursor.kind === 'url' && typeof cursor.url === 'string')
+        return this.sameOrigin(new URL(cursor.url, config.baseUrl), cursor.url);
+      const url = this.firstUrl(window);
+      if (cursor.kind === 'after' && typeof cursor.after === 'string')
+        url.searchParams.set(config.cursorParam, cursor.after);
+      else if (cursor.kind === 'page' && Number.isInteger(cursor.page))
+        url.searchParams.set(config.pageParam, String(cursor.page));
+      else
+        throw new ConfigError(
+          `cannot resume: the saved CRM cursor is not one this connector wrote: ${JSON.stringify(resumeFrom)}`,
+        );
+      return url;
+    }
+    return this.firstUrl(window);
+  }
+
+  private firstUrl(window: FetchWindow): URL {
+    const { config } = this;
+    const url = new URL(
+      config.path.replace(/^\/?/, ''),
+      config.baseUrl.endsWith('/') ? config.baseUrl : `${config.baseUrl}/`,
+    );
+    if (config.pageSizeParam !== '') url.searchParams.set(config.pageSizeParam, String(config.pageSize));
+    if (window.since) url.searchParams.set(config.sinceParam, window.since);
+    if (window.until) url.searchParams.set(config.untilParam, window.until);
+    if (config.pagination === 'offset') url.searchParams.set(config.pageParam, String(config.firstPage));
+    return url;
+  }
+
+  /** Next links carry the token on the next request, so they must stay on the CRM's origin. */
+  private sameOrigin(url: URL, raw: string): URL {
+    if (url.origin !== this.origin) {
+      throw new SourcePermanentError(
+        `the CRM's next-page link points to another origin (${url.origin}), refusing to send the token there: ${redact(raw)}`,
+        {
+          hint: `check --crm-url (${this.origin}) against the URLs the CRM returns`,
+        },
+      );
+    }
+    return url;
+  }
+
+  /** Reads records and the next-page position from one response. */
+  private parsePage(response: Response<unknown>, pageNo: number): FetchedPage {
+    const { config } = this;
+    const url = response.url;
+    const body = response.body;
+    const records = readPath(body, config.recordsPath);
+    if (!Array.isArray(records)) {
+      const keys =
+        body !== null && typeof body === 'object' ? Object.keys(body).slice(0, 10).join(', ') : typeof body;
+      throw new SourceMalformedError(
+        `CRM page ${pageNo} (${redact(url)}) has no records array at "${config.recordsPath || '(body)'}" (found: ${keys})`,
+        {
+          hint: `set --crm-records-path to the path of the records array (now "${config.recordsPath}")`,
+          details: { url: redact(url), page: pageNo },
+        },
+      );
+    }
+    const style = config.pagination;
+    let next: CrmCursor | null = null;
+    switch (style) {
+      case 'cursor': {
+        const after = readPath(body, config.nextPath);
+        if (typeof after === 'string' && after !== '') next = { style, kind: 'after', after };
+        else if (typeof after === 'number') next = { style, kind: 'after', after: String(after) };
+        break;
+      }
+      case 'next-url':
+      case 'odata': {
+        const link = readPath(body, config.nextPath);
+        if (typeof link === 'string' && link !== '') {
+          next = { style, kind: 'url', url: this.sameOrigin(new URL(link, url), link).href };
+        }
+        break;
+      }
+      case 'link': {
+        const header = response.headers.link;
+        const text = Array.isArray(header) ? header.join(', ') : header;
+        if (text) {
+          const rel = parseLinkHeader(text).find((l) =>
+            l.parameters.rel?.replace(/"/g, '').split(/\s+/).includes('next'),
+          );
+          if (rel)
+            next = {
+              style,
+              kind: 'url',
+              url: this.sameOrigin(new URL(rel.reference, url), rel.reference).href,
+            };
+        }
+        break;
+      }
+      case 'offset': {
+        const current = Number(new URL(url).searchParams.get(config.pageParam) ?? config.firstPage);
+        const total = config.totalPath === '' ? undefined : Number(readPath(body, config.totalPath));
+        const seenThrough = (current - config.firstPage + 1) * config.pageSize;
+        const more =
+          records.length > 0 &&
+          (total !== undefined && Number.isFinite(total)
+            ? seenThrough < total
+            : records.length >= config.pageSize);
+        if (more) next = { style, kind: 'page', page: current + 1 };
+        break;
+      }
+    }
+    return { url, records, next };
+  }
+
+  private nextUrl(current: string, next: CrmCursor): URL {
+    if (next.kind === 'url') return new URL(next.url);
+    const url = new URL(current);
+    if (next.kind === 'after') url.searchParams.set(this.config.cursorParam, next.after);
+    else url.searchParams.set(this.config.pageParam, String(next.page));
+    return url;
+  }
+
+  private toEnvelopes(
+    records: unknown[],
+    recent: RecentIds,
+  ): { envelopes: Envelope[]; rejects: SourceReject[]; highWater: string | null } {
+    const { fields } = this.config;
+    const envelopes: Envelope[] = [];
+    const rejects: SourceReject[] = [];
+    let highWater: string | null = null;
+    const fetchedAt = new Date().toISOString();
+    for (const record of records) {
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+        rejects.push({
+          reason: 'record is not a JSON object',
+          raw: JSON.stringify(record) ?? String(record),
+        });
+        continue;
+      }
+      const data = record as Record<string, unknown>;
+      const rawId = readPath(data, fields.id);
+      if ((typeof rawId !== 'string' || rawId === '') && typeof rawId !== 'number') {
+        rejects.push({ reason: `record has no id (field "${fields.id}")`, raw: JSON.stringify(record) });
+        continue;
+      }
+      const id = String(rawId);
+      const rawUpdated = readPath(data, fields.updatedAt);
+      const updatedAt = toIso(rawUpdated);
+      if (updatedAt === null) {
+        rejects.push({
+          reason: `record ${id} has no valid modification time in "${fields.updatedAt}" (got ${JSON.stringify(rawUpdated) ?? 'nothing'})`,
+          raw: JSON.stringify(record),
+        });
+        continue;
+      }
+      let version: number | null = null;
+      if (fields.version !== '') {
+        const v = Number(readPath(data, fields.version));
+        if (Number.isFinite(v)) version = v;
+      }
+      const deletedFlag = fields.deleted !== '' && readPath(data, fields.deleted) === true;
+      const deletedAt = fields.deletedAt === '' ? undefined : readPath(data, fields.deletedAt);
+      const op =
+        deletedFlag || (deletedAt !== undefined && deletedAt !== null && deletedAt !== '')
+          ? 'delete'
+          : 'upsert';
+      const payload = op === 'delete' ? null : data;
+      if (recent.seen(id, contentHashOf(op, payload))) {
+        this.counters.duplicatesDropped++;
+        continue;
+      }
+      envelopes.push(
+        makeEnvelope({
+          source: 'crm',
+          id,
+          op,
+          data: payload,
+          sourceUpdatedAt: updatedAt,
+          sourceVersion: version,
+          fetchedAt,
+        }),
+      );
+      if (highWater === null || updatedAt > highWater) highWater = updatedAt;
+    }
+    return { envelopes, rejects, highWater };
+  }
+
+  /** Turns what got threw into the error an operator can act on. */
+  private explain(err: unknown, url: string, pageNo: number, pagesDone: number): SyncError {
+    const where = `CRM page ${pageNo} (${redact(url)})`;
+    const after = pagesDone > 0 ? ` after ${pagesDone} page(s) were fetched` : '';
+    const details = { url: redact(url), page: pageNo, pagesFetched: pagesDone };
+    const cause = new Error(redact(err instanceof Error ? err.message : String(err)));
+    if (err instanceof HTTPError) {
+      const status = err.response.statusCode;
+      const what = describeStatus(err.response);
+      if (status === 401) {
+        return new SourcePermanentError(`the CRM refused the token (401) for ${where}`, {
+          hint: `check --crm-token / SYNCCTL_CRM_TOKEN`,
+          details,
+          cause,
+        });
+      }
+      if (status === 403) {
+        return new SourcePermanentError(`the CRM token may not read customers (403) for ${where}`, {
+          hint: 'use a token with read access to customers (--crm-token / SYNCCTL_CRM_TOKEN)',
+          details,
+          cause,
+        });
+      }
+      if (status === 404) {
+        return new SourcePermanentError(`the CRM has no such resource (404): ${where}`, {
+          hint: 'check --crm-url and --crm-path (SYNCCTL_CRM_URL, SYNCCTL_CRM_PATH)',
+          details,
+          cause,
+        });
+      }
+      if (status === 429 || status === 408 || status >= 500) {
+        const retryAfter = err.response.headers['retry-after'];
+        const tail =
+          status === 429 && retryAfter
+            ? ` (Retry-After ${retryAfter} s; more than --crm-max-retry-after waits are not made)`
+            : '';
+        return new SourceTransientError(`the CRM kept failing with ${what} on ${where}${after}${tail}`, {
+          hint: 'try again later; a rerun resumes after the last durable page',
+          details,
+          cause,
+        });
+      }
+      return new SourcePermanentError(`the CRM rejected the request with ${what}: ${where}`, {
+        hint: 'check the CRM settings (--crm-path, --crm-page-size-param, --crm-since-param, …)',
+        details,
+        cause,
+      });
+    }
+    if (err instanceof ParseError) {
+      return new SourceMalformedError(
+        `${where} is not valid JSON after ${this.config.retries + 1} attempt(s)${after}: ${describeStatus(err.response)}: ${cause.message}`,
+        {
+          hint: 'the CRM sent an unreadable page; the pages before it are kept — rerun to continue from here',
+          details,
+          cause,
+        },
+      );
+    }
+    if (err instanceof RequestError) {
+      return new SourceTransientError(
+        `cannot fetch ${where}${after}: ${err.code ?? ''} ${cause.message}`.replace(/\s+/g, ' '),
+        {
+          hint: 'check that the CRM is reachable (--crm-url); a rerun resumes after the last durable page',
+          details,
+          cause,
+        },
+      );
+    }
+    if (
+      err instanceof SourceMalformedError ||
+      err instanceof SourcePermanentError ||
+      err instanceof ConfigError
+    )
+      return err;
+    return new SourceTransientError(`${where}: ${cause.message}`, { details, cause });
+  }
+
+  async *pages(window: FetchWindow, resumeFrom?: unknown): AsyncGenerator<SourcePage> {
+    const start = this.startUrl(window, resumeFrom);
+    const recent = new RecentIds(this.config.dedupeWindow);
+    let pageNo = 1;
+    let pagesDone = 0;
+    let currentUrl = start.href;
+    let highWater: string | null = null;
+    const iterator = this.http.paginate<FetchedPage, unknown>(start, {
+      pagination: {
+        // Each HTTP page becomes one item, so it keeps its own resume cursor.
+        transform: (response) => [this.parsePage(response, pageNo)],
+        paginate: ({ currentItems }) => {
+          const page = currentItems[0];
+          if (!page?.next) return false;
+          const url = this.nextUrl(page.url, page.next);
+          currentUrl = url.href;
+          pageNo++;
+          return { url };
+        },
+        shouldContinue: () => true,
+        countLimit: Number.POSITIVE_INFINITY,
+        requestLimit: Number.MAX_SAFE_INTEGER,
+        backoff: 0,
+        stackAllItems: false,
+      },
+    });
+    try {
+      for await (const page of iterator) {
+        const built = this.toEnvelopes(page.records, recent);
+        if (built.highWater !== null && (highWater === null || built.highWater > highWater))
+          highWater = built.highWater;
+        this.counters.pages++;
+        this.counters.records += built.envelopes.length;
+        this.counters.rejects += built.rejects.length;
+        pagesDone++;
+        yield { envelopes: built.envelopes, rejects: built.rejects, cursor: page.next, highWater };
+      }
+    } catch (err) {
+      throw this.explain(err, currentUrl, pageNo, pagesDone);
+    }
+  }
+}
+
+export function createCrmSource(
+  input: CrmSourceInput | CrmSourceConfig,
+  options?: CrmSourceOptions,
+): CrmSource {
+  return new CrmSource(input, options);
+}
