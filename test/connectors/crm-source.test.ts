@@ -210,6 +210,7 @@ describe('CrmSource under faults', () => {
         .filter(([k]) => k !== 'updateWhilePaging')
         .reduce((a, [, b]) => a + b, 0);
       expect(src.stats().retries).toBe(failures);
+      expect(src.stats().requests).toBe(server.control.stats().requests);
     });
   }
 
