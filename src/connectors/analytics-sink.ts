@@ -18,7 +18,13 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import got, { HTTPError, RequestError, type Got, type RetryObject } from 'got';
-import { ConfigError, SinkPermanentError, SinkTransientError, type SyncError } from '../errors.js';
+import {
+  ConfigError,
+  InterruptedError,
+  SinkPermanentError,
+  SinkTransientError,
+  type SyncError,
+} from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
 import { envName, pick, type SettingsSource } from '../settings.js';
@@ -163,7 +169,13 @@ interface Item {
   index: number;
 }
 
+export interface DeliverOptions {
+  /** Aborts waits and requests in flight (shutdown): deliver then throws InterruptedError. */
+  signal?: AbortSignal;
+}
+
 interface Run {
+  signal: AbortSignal | undefined;
   delivered: Map<number, SinkRecord>;
   failed: Map<number, SinkFailure>;
   attempts: Map<number, number>;
@@ -264,8 +276,13 @@ export class HttpAnalyticsSink implements AnalyticsSink {
    * refuses the whole delivery (auth, URL, key reuse) and SinkTransientError when it could not be
    * reached in the retries allowed — in both cases the caller must not commit.
    */
-  async deliver(records: SinkRecord[], batchKey: string): Promise<AnalyticsDeliveryOutcome> {
+  async deliver(
+    records: SinkRecord[],
+    batchKey: string,
+    options: DeliverOptions = {},
+  ): Promise<AnalyticsDeliveryOutcome> {
     const run: Run = {
+      signal: options.signal,
       delivered: new Map(),
       failed: new Map(),
       attempts: new Map(),
@@ -294,8 +311,10 @@ export class HttpAnalyticsSink implements AnalyticsSink {
   }
 
   private async send(run: Run, items: Item[], key: string): Promise<void> {
+    if (run.signal?.aborted) throw interrupted(key);
     const result = await this.post(run, items, key);
     if (result.kind === 'ok') return this.accept(run, items, key, result.body);
+    if (run.signal?.aborted) throw interrupted(key);
     if (result.kind === 'network') {
       throw new SinkTransientError(
         redact(
@@ -303,7 +322,7 @@ export class HttpAnalyticsSink implements AnalyticsSink {
         ),
         {
           cause: sanitized(result.error),
-          hint: 'nothing was committed; rerun later (already stored records are acknowledged, not stored twice)',
+          hint: 'rerun later: records already stored are acknowledged, not stored twice',
           details: { batchKey: key, code: result.error.code },
         },
       );
@@ -412,6 +431,7 @@ export class HttpAnalyticsSink implements AnalyticsSink {
         json: { records: items.map((i) => i.record) },
         headers: { 'idempotency-key': key },
         responseType: 'json',
+        ...(run.signal ? { signal: run.signal } : {}),
       });
       attempts = response.retryCount + 1;
       return { kind: 'ok', body: response.body };
@@ -573,7 +593,7 @@ function httpFailure(
     return new SinkTransientError(
       `Analytics kept failing for ${what} ${key} (${status}${said ? `: ${said}` : ''}) after ${attempts} attempts${waited}`,
       {
-        hint: 'nothing was committed; rerun later (already stored records are acknowledged, not stored twice)',
+        hint: 'rerun later: records already stored are acknowledged, not stored twice',
         details: { ...details, ...(retryAfter !== undefined ? { retryAfterMs: retryAfter } : {}) },
       },
     );
@@ -623,6 +643,13 @@ function sanitized(error: RequestError): Error {
 
 function attemptsOf(run: Run, items: Item[]): number {
   return Math.max(...items.map((i) => run.attempts.get(i.index) ?? 1));
+}
+
+function interrupted(key: string): InterruptedError {
+  return new InterruptedError(`delivery of batch ${key} was interrupted`, {
+    hint: 'rerun: the same batch keys are sent again and Analytics stores nothing twice',
+    details: { batchKey: key },
+  });
 }
 
 function digest(text: string): string {

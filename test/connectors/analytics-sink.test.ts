@@ -12,7 +12,7 @@ import {
   type HttpAnalyticsSink,
 } from '../../src/connectors/analytics-sink.js';
 import type { SinkRecord } from '../../src/connectors/sink.js';
-import { ConfigError, SinkPermanentError, SinkTransientError } from '../../src/errors.js';
+import { ConfigError, InterruptedError, SinkPermanentError, SinkTransientError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import type { SettingsSource } from '../../src/settings.js';
 import {
@@ -254,6 +254,20 @@ describe('HttpAnalyticsSink: transient failures', () => {
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(err.details).toMatchObject({ status: 429, retryAfterMs: 120_000 });
     expect(ingestStats(server)).toHaveLength(1);
+  });
+
+  it('stops waiting when the caller aborts (shutdown) and says it was interrupted', async () => {
+    const { server, sink } = await setup({ faults: { rateLimit: { first: 1, retryAfter: 3 } } });
+    const started = Date.now();
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const err = await sink
+      .deliver(records(2), 'stop', { signal: controller.signal })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InterruptedError);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(ingestStats(server)).toHaveLength(1);
+    expect(server.store.log).toEqual([]);
   });
 
   it('throws SinkTransientError when Analytics is not listening', async () => {
