@@ -1,0 +1,56 @@
+import { UsageError } from '../errors.js';
+
+/**
+ * Where a customer record lists the products it references, as a small path language so a CRM that
+ * nests them (orders with line items) needs configuration, not code:
+ *
+ *   productIds                    an array of ids (the default)
+ *   orders[].productId            one id per order
+ *   orders[].items[].productId    ids inside nested arrays
+ *
+ * `name[]` walks into every element of an array; a trailing `[]` is optional on the last segment
+ * (an array found there is flattened). Strings and numbers are ids; anything else is ignored.
+ */
+export const DEFAULT_PRODUCT_REF_PATH = 'productIds';
+
+interface Segment {
+  name: string;
+  each: boolean;
+}
+
+export function parseProductRefPath(path: string): Segment[] {
+  const trimmed = path.trim();
+  if (trimmed === '') throw new UsageError('--product-ref-path is empty');
+  return trimmed.split('.').map((part) => {
+    const m = /^([^[\]]+)(\[\])?$/.exec(part);
+    if (!m?.[1]) {
+      throw new UsageError(
+        `--product-ref-path "${path}": "${part}" is not a field name (use e.g. orders[].productId)`,
+      );
+    }
+    return { name: m[1], each: m[2] !== undefined };
+  });
+}
+
+/** The distinct product ids a customer references, in first-seen order. */
+export function extractProductIds(data: Record<string, unknown> | null, segments: Segment[]): string[] {
+  if (data === null) return [];
+  let current: unknown[] = [data];
+  for (const segment of segments) {
+    const next: unknown[] = [];
+    for (const value of current) {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+      const child = (value as Record<string, unknown>)[segment.name];
+      if (segment.each || Array.isArray(child)) {
+        if (Array.isArray(child)) next.push(...(child as unknown[]));
+      } else if (child !== undefined) next.push(child);
+    }
+    current = next;
+  }
+  const ids = new Set<string>();
+  for (const value of current) {
+    if (typeof value === 'string' && value !== '') ids.add(value);
+    else if (typeof value === 'number' && Number.isFinite(value)) ids.add(String(value));
+  }
+  return [...ids];
+}
