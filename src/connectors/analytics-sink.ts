@@ -23,6 +23,7 @@ import {
   InterruptedError,
   SinkPermanentError,
   SinkTransientError,
+  UsageError,
   type SyncError,
 } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -72,7 +73,7 @@ export function addAnalyticsOptions(command: Command): Command {
   const int = (name: string, min: number) => (value: string) => {
     const n = Number(value);
     if (!Number.isInteger(n) || n < min)
-      throw new ConfigError(`${name} must be an integer ≥ ${min}, got "${value}"`);
+      throw new UsageError(`${name} must be an integer ≥ ${min}, got "${value}"`);
     return n;
   };
   return command

@@ -3,12 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Command } from 'commander';
 import {
+  addAnalyticsOptions,
   analyticsConfigFromSettings,
   createAnalyticsSink,
   retryDelay,
   uploadCsv,
   type AnalyticsConfig,
+  type AnalyticsFlags,
   type HttpAnalyticsSink,
 } from '../../src/connectors/analytics-sink.js';
 import type { SinkRecord } from '../../src/connectors/sink.js';
@@ -417,6 +420,25 @@ describe('analyticsConfigFromSettings', () => {
       batchSize: 50,
       maxRetryAfterMs: 60_000,
     });
+  });
+
+  it('takes the --analytics-* flags a command declares with addAnalyticsOptions', () => {
+    const command = addAnalyticsOptions(new Command('consume').exitOverride());
+    command.parse(
+      ['--analytics-url', 'http://flag:1', '--analytics-batch-size', '25', '--analytics-timeout-ms', '99'],
+      {
+        from: 'user',
+      },
+    );
+    const config = analyticsConfigFromSettings(
+      source({ SYNCCTL_ANALYTICS_URL: 'http://env:1', SYNCCTL_ANALYTICS_TOKEN: 'env-token' }),
+      command.opts<AnalyticsFlags>(),
+    );
+    expect(config).toMatchObject({ url: 'http://flag:1/', token: 'env-token', batchSize: 25, timeoutMs: 99 });
+    const bad = addAnalyticsOptions(new Command('consume').exitOverride());
+    expect(() => bad.parse(['--analytics-retries', '-1'], { from: 'user' })).toThrow(
+      /--analytics-retries must be/,
+    );
   });
 
   it('names the setting to fix when something is missing or wrong', () => {
