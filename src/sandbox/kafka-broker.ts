@@ -50,7 +50,8 @@ export function installKafka(log: (line: string) => void = () => {}): string {
       '-DincludeScope=runtime',
       `-DoutputDirectory=${dir}`,
     ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    // stdout carries command results (e.g. `sandbox up --json`): Maven's chatter goes to stderr.
+    { stdio: ['ignore', process.stderr, process.stderr] },
   );
   if (result.error || result.status !== 0) {
     throw new SandboxError(`could not resolve Apache Kafka ${KAFKA_VERSION} with Maven`, {

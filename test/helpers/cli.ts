@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultCacheDir } from '../../src/paths.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'syncctl');
@@ -32,7 +33,8 @@ export function isolatedEnv(
     HOME: home,
     SYNCCTL_STATE_DIR: join(home, 'state'),
     SYNCCTL_CONFIG_DIR: join(home, 'config'),
-    SYNCCTL_CACHE_DIR: process.env.SYNCCTL_CACHE_DIR,
+    // Shared, so the Kafka jars are not resolved again for every private HOME.
+    SYNCCTL_CACHE_DIR: defaultCacheDir(),
     SYNCCTL_KAFKA_LIBS: process.env.SYNCCTL_KAFKA_LIBS,
     XDG_CACHE_HOME: process.env.XDG_CACHE_HOME,
     ...extra,
