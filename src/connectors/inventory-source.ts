@@ -1,0 +1,1032 @@
+/**
+ * The Inventory source: a SOAP 1.1 service with a paged listing operation, through the `soap` client
+ * built from the service's own WSDL. got does not carry SOAP calls (soap speaks through its own HTTP
+ * client), so the retry policy lives here: bounded attempts, exponential backoff with equal jitter,
+ * Retry-After honoured, transient failures only — 5xx, 429, timeouts, connection errors, SOAP
+ * Server faults and bodies that are not valid XML. Authentication and other Client faults, a broken
+ * WSDL and 4xx answers stop at once with a message saying what to fix.
+ *
+ * One yielded SourcePage per SOAP call; the next call is made only when the caller asks for the next
+ * page, so pages never pile up. The page cursor is the service's own next-page token.
+ */
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import * as soap from 'soap';
+import {
+  ConfigError,
+  SourceMalformedError,
+  SourcePermanentError,
+  SourceTransientError,
+  SyncError,
+} from '../errors.js';
+import type { Logger } from '../log.js';
+import { contentHashOf, makeEnvelope, type Envelope } from '../records/envelope.js';
+import { redact } from '../redact.js';
+import { pick, type SettingsSource } from '../settings.js';
+import type { FetchWindow, SourceConnector, SourcePage, SourceReject, SourceStats } from './source.js';
+
+export interface InventoryFieldMap {
+  /** Field holding the product id (required on every product). */
+  id: string;
+  /** Field holding the source modification time (xsd:dateTime / ISO-8601). */
+  modifiedAt: string;
+  /** Field holding a version number; '' when the service has none. */
+  version: string;
+  /** Boolean field marking discontinued (deleted) products; '' when none. */
+  deleted: string;
+}
+
+/** Element names of the listing request, for services that spell them differently. */
+export interface InventoryRequestMap {
+  pageToken: string;
+  pageSize: string;
+  /** '' when the service cannot filter by time (then only full fetches make sense). */
+  modifiedSince: string;
+  modifiedUntil: string;
+}
+
+export interface InventorySourceConfig {
+  /** URL of the WSDL, e.g. http://inventory.example.com/inventory?wsdl. */
+  wsdlUrl: string;
+  /** WS-Security UsernameToken (PasswordText); '' sends no security header. */
+  user: string;
+  password: string;
+  /** Overrides the WSDL's soap:address ('' = use the WSDL's). */
+  endpoint: string;
+  /** The listing operation. */
+  operation: string;
+  /** Dot path to the products in the operation's result ('products.product'). */
+  recordsPath: string;
+  /** Dot path to the next page token in the result. */
+  nextTokenPath: string;
+  request: InventoryRequestMap;
+  pageSize: number;
+  fields: InventoryFieldMap;
+  /** Deadline of every SOAP call and of the WSDL download. */
+  timeoutMs: number;
+  /** Retries per call for transient failures (so at most retries + 1 attempts). */
+  retries: number;
+  /** First backoff delay; doubles per retry up to backoffLimitMs, with jitter. */
+  backoffBaseMs: number;
+  backoffLimitMs: number;
+  /** A Retry-After longer than this is not waited for: the call fails as transient instead. */
+  maxRetryAfterMs: number;
+  /** Exact repeats (same id and content) within one run are dropped via an LRU of this many ids; 0 = off. */
+  dedupeWindow: number;
+}
+
+export type InventorySourceInput = Partial<Omit<InventorySourceConfig, 'fields' | 'request'>> & {
+  fields?: Partial<InventoryFieldMap>;
+  request?: Partial<InventoryRequestMap>;
+};
+
+/** Where each setting comes from, for error messages that say what to fix. */
+const FIELD_SOURCES: Record<string, string> = {
+  wsdlUrl: '--inventory-wsdl / SYNCCTL_INVENTORY_WSDL',
+  user: '--inventory-user / SYNCCTL_INVENTORY_USER',
+  password: '--inventory-password / SYNCCTL_INVENTORY_PASSWORD',
+  endpoint: '--inventory-endpoint / SYNCCTL_INVENTORY_ENDPOINT',
+  operation: '--inventory-operation / SYNCCTL_INVENTORY_OPERATION',
+  recordsPath: '--inventory-records-path / SYNCCTL_INVENTORY_RECORDS_PATH',
+  nextTokenPath: '--inventory-next-token-path / SYNCCTL_INVENTORY_NEXT_TOKEN_PATH',
+  'request.pageToken': '--inventory-token-param / SYNCCTL_INVENTORY_TOKEN_PARAM',
+  'request.pageSize': '--inventory-page-size-param / SYNCCTL_INVENTORY_PAGE_SIZE_PARAM',
+  'request.modifiedSince': '--inventory-since-param / SYNCCTL_INVENTORY_SINCE_PARAM',
+  'request.modifiedUntil': '--inventory-until-param / SYNCCTL_INVENTORY_UNTIL_PARAM',
+  pageSize: '--inventory-page-size / SYNCCTL_INVENTORY_PAGE_SIZE',
+  'fields.id': '--inventory-id-field / SYNCCTL_INVENTORY_ID_FIELD',
+  'fields.modifiedAt': '--inventory-modified-field / SYNCCTL_INVENTORY_MODIFIED_FIELD',
+  'fields.version': '--inventory-version-field / SYNCCTL_INVENTORY_VERSION_FIELD',
+  'fields.deleted': '--inventory-deleted-field / SYNCCTL_INVENTORY_DELETED_FIELD',
+  timeoutMs: '--inventory-timeout-ms / SYNCCTL_INVENTORY_TIMEOUT_MS',
+  retries: '--inventory-retries / SYNCCTL_INVENTORY_RETRIES',
+  backoffBaseMs: '--inventory-backoff-base / SYNCCTL_INVENTORY_BACKOFF_BASE (ms)',
+  backoffLimitMs: '--inventory-backoff-limit / SYNCCTL_INVENTORY_BACKOFF_LIMIT (ms)',
+  maxRetryAfterMs: '--inventory-max-retry-after / SYNCCTL_INVENTORY_MAX_RETRY_AFTER (ms)',
+  dedupeWindow: '--inventory-dedupe-window / SYNCCTL_INVENTORY_DEDUPE_WINDOW',
+};
+
+/** The fetch command's options for this source (commander flags → camelCase keys of InventoryFlags). */
+export const INVENTORY_OPTIONS: readonly { flags: string; description: string }[] = [
+  { flags: '--inventory-wsdl <url>', description: 'Inventory WSDL URL (SYNCCTL_INVENTORY_WSDL)' },
+  { flags: '--inventory-user <name>', description: 'WS-Security user (SYNCCTL_INVENTORY_USER)' },
+  {
+    flags: '--inventory-password <secret>',
+    description: 'WS-Security password (SYNCCTL_INVENTORY_PASSWORD; prefer the variable)',
+  },
+  { flags: '--inventory-endpoint <url>', description: "override the WSDL's soap:address" },
+  { flags: '--inventory-operation <name>', description: 'listing operation (default ListProducts)' },
+  {
+    flags: '--inventory-records-path <path>',
+    description: 'dot path to the products (default products.product)',
+  },
+  {
+    flags: '--inventory-next-token-path <path>',
+    description: 'dot path to the next page token (default nextPageToken)',
+  },
+  {
+    flags: '--inventory-token-param <name>',
+    description: 'request element for the page token (default pageToken)',
+  },
+  {
+    flags: '--inventory-page-size-param <name>',
+    description: 'request element for the page size (default pageSize)',
+  },
+  {
+    flags: '--inventory-since-param <name>',
+    description: 'request element for modified-since (default modifiedSince)',
+  },
+  {
+    flags: '--inventory-until-param <name>',
+    description: 'request element for modified-until (default modifiedUntil)',
+  },
+  { flags: '--inventory-page-size <n>', description: 'products per page (default 100)' },
+  { flags: '--inventory-id-field <name>', description: 'product id field (default id)' },
+  { flags: '--inventory-modified-field <name>', description: 'modification time field (default modifiedAt)' },
+  { flags: '--inventory-version-field <name>', description: "version field, '' for none (default version)" },
+  {
+    flags: '--inventory-deleted-field <name>',
+    description: "deleted flag field, '' for none (default discontinued)",
+  },
+  { flags: '--inventory-timeout-ms <ms>', description: 'deadline of every SOAP call (default 30000)' },
+  { flags: '--inventory-retries <n>', description: 'retries of a failing call (default 5)' },
+  { flags: '--inventory-backoff-base <ms>', description: 'first retry delay (default 500)' },
+  { flags: '--inventory-backoff-limit <ms>', description: 'longest retry delay (default 30000)' },
+  {
+    flags: '--inventory-max-retry-after <ms>',
+    description: 'longest Retry-After waited for (default 120000)',
+  },
+  {
+    flags: '--inventory-dedupe-window <n>',
+    description: 'ids remembered to drop exact repeats (default 10000)',
+  },
+];
+
+const DEFAULTS: InventorySourceConfig = {
+  wsdlUrl: '',
+  user: '',
+  password: '',
+  endpoint: '',
+  operation: 'ListProducts',
+  recordsPath: 'products.product',
+  nextTokenPath: 'nextPageToken',
+  request: {
+    pageToken: 'pageToken',
+    pageSize: 'pageSize',
+    modifiedSince: 'modifiedSince',
+    modifiedUntil: 'modifiedUntil',
+  },
+  pageSize: 100,
+  fields: { id: 'id', modifiedAt: 'modifiedAt', version: 'version', deleted: 'discontinued' },
+  timeoutMs: 30_000,
+  retries: 5,
+  backoffBaseMs: 500,
+  backoffLimitMs: 30_000,
+  maxRetryAfterMs: 120_000,
+  dedupeWindow: 10_000,
+};
+
+function fieldError(field: string, problem: string): ConfigError {
+  const where = FIELD_SOURCES[field];
+  return new ConfigError(
+    `Inventory setting ${field} ${problem}`,
+    where ? { hint: `set it with ${where}` } : {},
+  );
+}
+
+function definedOnly<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function checkHttpUrl(value: string, field: string): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw fieldError(field, `is not a URL: "${redact(value)}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw fieldError(field, 'must be an http(s) URL');
+}
+
+/** Validates options at the edge; every message names the setting and how to set it. */
+export function resolveInventoryConfig(input: InventorySourceInput): InventorySourceConfig {
+  const config: InventorySourceConfig = {
+    ...DEFAULTS,
+    ...definedOnly(input),
+    request: { ...DEFAULTS.request, ...definedOnly(input.request) },
+    fields: { ...DEFAULTS.fields, ...definedOnly(input.fields) },
+  } as InventorySourceConfig;
+
+  if (!config.wsdlUrl) {
+    throw fieldError(
+      'wsdlUrl',
+      'is required (the Inventory WSDL URL, e.g. http://inventory.example.com/inventory?wsdl)',
+    );
+  }
+  checkHttpUrl(config.wsdlUrl, 'wsdlUrl');
+  if (config.endpoint !== '') checkHttpUrl(config.endpoint, 'endpoint');
+  if ((config.user === '') !== (config.password === '')) {
+    throw fieldError(
+      config.user === '' ? 'user' : 'password',
+      'is required when the other credential is set',
+    );
+  }
+  for (const key of ['user', 'password', 'endpoint', 'operation', 'recordsPath', 'nextTokenPath'] as const) {
+    if (typeof config[key] !== 'string') throw fieldError(key, 'must be a string');
+  }
+  for (const key of Object.keys(config.request) as (keyof InventoryRequestMap)[]) {
+    if (typeof config.request[key] !== 'string') throw fieldError(`request.${key}`, 'must be a string');
+  }
+  for (const key of Object.keys(config.fields) as (keyof InventoryFieldMap)[]) {
+    if (typeof config.fields[key] !== 'string') throw fieldError(`fields.${key}`, 'must be a string');
+  }
+  for (const key of ['operation', 'recordsPath', 'nextTokenPath'] as const) {
+    if (config[key] === '') throw fieldError(key, 'is required');
+  }
+  if (config.request.pageToken === '') throw fieldError('request.pageToken', 'is required');
+  if (config.fields.id === '') throw fieldError('fields.id', 'is required');
+  if (config.fields.modifiedAt === '') throw fieldError('fields.modifiedAt', 'is required');
+  const ints: [keyof InventorySourceConfig, number][] = [
+    ['pageSize', 1],
+    ['timeoutMs', 1],
+    ['retries', 0],
+    ['backoffBaseMs', 0],
+    ['backoffLimitMs', 0],
+    ['maxRetryAfterMs', 0],
+    ['dedupeWindow', 0],
+  ];
+  for (const [key, min] of ints) {
+    const value = config[key];
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+      throw fieldError(key, `must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+    }
+  }
+  return config;
+}
+
+/** Flags the fetch command passes (commander's camelCase of --inventory-*). */
+export interface InventoryFlags {
+  inventoryWsdl?: string;
+  inventoryUser?: string;
+  inventoryPassword?: string;
+  inventoryEndpoint?: string;
+  inventoryOperation?: string;
+  inventoryRecordsPath?: string;
+  inventoryNextTokenPath?: string;
+  inventoryTokenParam?: string;
+  inventoryPageSizeParam?: string;
+  inventorySinceParam?: string;
+  inventoryUntilParam?: string;
+  inventoryPageSize?: number | string;
+  inventoryIdField?: string;
+  inventoryModifiedField?: string;
+  inventoryVersionField?: string;
+  inventoryDeletedField?: string;
+  inventoryTimeoutMs?: number | string;
+  inventoryRetries?: number | string;
+  inventoryBackoffBase?: number | string;
+  inventoryBackoffLimit?: number | string;
+  inventoryMaxRetryAfter?: number | string;
+  inventoryDedupeWindow?: number | string;
+}
+
+function toNumber(raw: number | string | undefined, field: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = typeof raw === 'number' ? raw : Number(raw);
+  if (!Number.isFinite(n)) throw fieldError(field, `must be a number, got "${String(raw)}"`);
+  return n;
+}
+
+/**
+ * The Inventory configuration from flags > SYNCCTL_INVENTORY_* environment > profile > defaults,
+ * validated. Keys are the camelCase flag names (`inventoryWsdl` ↔ --inventory-wsdl ↔ SYNCCTL_INVENTORY_WSDL).
+ */
+export function inventoryConfigFromSettings(
+  settings: SettingsSource,
+  flags: InventoryFlags = {},
+): InventorySourceConfig {
+  const str = (key: keyof InventoryFlags): string | undefined => {
+    const flag = flags[key];
+    return pick<string>(settings, key, flag === undefined ? undefined : String(flag));
+  };
+  const num = (key: keyof InventoryFlags, field: string): number | undefined => {
+    // A string pick then a checked conversion, so a bad env value names its setting.
+    return toNumber(str(key), field);
+  };
+  return resolveInventoryConfig({
+    wsdlUrl: str('inventoryWsdl'),
+    user: str('inventoryUser'),
+    password: str('inventoryPassword'),
+    endpoint: str('inventoryEndpoint'),
+    operation: str('inventoryOperation'),
+    recordsPath: str('inventoryRecordsPath'),
+    nextTokenPath: str('inventoryNextTokenPath'),
+    request: {
+      pageToken: str('inventoryTokenParam'),
+      pageSize: str('inventoryPageSizeParam'),
+      modifiedSince: str('inventorySinceParam'),
+      modifiedUntil: str('inventoryUntilParam'),
+    },
+    pageSize: num('inventoryPageSize', 'pageSize'),
+    fields: {
+      id: str('inventoryIdField'),
+      modifiedAt: str('inventoryModifiedField'),
+      version: str('inventoryVersionField'),
+      deleted: str('inventoryDeletedField'),
+    },
+    timeoutMs: num('inventoryTimeoutMs', 'timeoutMs'),
+    retries: num('inventoryRetries', 'retries'),
+    backoffBaseMs: num('inventoryBackoffBase', 'backoffBaseMs'),
+    backoffLimitMs: num('inventoryBackoffLimit', 'backoffLimitMs'),
+    maxRetryAfterMs: num('inventoryMaxRetryAfter', 'maxRetryAfterMs'),
+    dedupeWindow: num('inventoryDedupeWindow', 'dedupeWindow'),
+  });
+}
+
+export interface InventorySourceStats extends SourceStats {
+  records: number;
+  rejects: number;
+  duplicatesDropped: number;
+}
+
+export interface InventorySourceOptions {
+  logger?: Logger;
+  /** Injected for tests; defaults to setTimeout. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Injected for tests; defaults to Math.random (backoff jitter). */
+  random?: () => number;
+}
+
+/** Reads a dot path; a key that itself contains dots is matched whole first. */
+export function readPath(value: unknown, path: string): unknown {
+  if (path === '') return value;
+  if (value === null || typeof value !== 'object') return undefined;
+  const obj = value as Record<string, unknown>;
+  if (Object.hasOwn(obj, path)) return obj[path];
+  for (let dot = path.indexOf('.'); dot !== -1; dot = path.indexOf('.', dot + 1)) {
+    const head = path.slice(0, dot);
+    if (Object.hasOwn(obj, head)) {
+      const found = readPath(obj[head], path.slice(dot + 1));
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+/** Like readPath, but tells "an empty list" (a present element with nothing in it) from "no such element". */
+function readRecords(result: unknown, path: string): unknown[] | undefined {
+  let current: unknown = result;
+  const parts = path.split('.');
+  for (let i = 0; i < parts.length; i++) {
+    if (current === null || current === '') return [];
+    if (typeof current !== 'object') return undefined;
+    const rest = parts.slice(i).join('.');
+    const obj = current as Record<string, unknown>;
+    if (Object.hasOwn(obj, rest)) {
+      current = obj[rest];
+      break;
+    }
+    const part = parts[i] as string;
+    if (!Object.hasOwn(obj, part)) {
+      // An element with no children parses as an empty object: the list is simply empty.
+      return Object.keys(obj).filter((k) => k !== '$attributes').length === 0 ? [] : undefined;
+    }
+    current = obj[part];
+  }
+  if (current === undefined) return undefined;
+  if (current === null || current === '') return [];
+  // A list with one element parses as that element when the schema does not say "unbounded".
+  return Array.isArray(current) ? current : [current];
+}
+
+function toIso(value: unknown): string | null {
+  if (value instanceof Date) return Number.isFinite(value.getTime()) ? value.toISOString() : null;
+  if (typeof value !== 'string' || value.trim() === '') return null;
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+/** Parsed SOAP values → JSON: dates as ISO text, XML namespace/xsi attributes dropped. */
+function toPlain(value: unknown): unknown {
+  if (value instanceof Date) return Number.isFinite(value.getTime()) ? value.toISOString() : null;
+  if (Array.isArray(value)) return value.map(toPlain);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, v] of Object.entries(value)) {
+      if (key === '$attributes' && v !== null && typeof v === 'object') {
+        const kept = Object.entries(v).filter(([name]) => !/^(xmlns(:|$)|xsi:)/.test(name));
+        if (kept.length > 0) out[key] = Object.fromEntries(kept);
+        continue;
+      }
+      out[key] = toPlain(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+function isDeletedValue(value: unknown): boolean {
+  return value === true || value === 1 || (typeof value === 'string' && /^(true|1|yes)$/i.test(value.trim()));
+}
+
+/** A small LRU of id → content hash, to drop exact repeats across page boundaries cheaply. */
+class RecentIds {
+  private readonly map = new Map<string, string>();
+  constructor(private readonly limit: number) {}
+
+  /** True when (id, hash) was seen recently; records it either way. */
+  seen(id: string, hash: string): boolean {
+    if (this.limit === 0) return false;
+    const previous = this.map.get(id);
+    this.map.delete(id);
+    this.map.set(id, hash);
+    if (this.map.size > this.limit) {
+      const oldest = this.map.keys().next().value;
+      if (oldest !== undefined) this.map.delete(oldest);
+    }
+    return previous === hash;
+  }
+}
+
+/** What one failed attempt was, and whether another attempt may help. */
+interface Failure {
+  kind: 'transient' | 'malformed' | 'auth' | 'rejected' | 'not-found';
+  message: string;
+  /** The server's Retry-After, in ms. */
+  retryAfterMs?: number;
+}
+
+interface SoapFaultInfo {
+  code: string;
+  text: string;
+  detail: string;
+  status: number | undefined;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ERR_CANCELED',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ENOTFOUND',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'EAI_AGAIN',
+  'ERR_NETWORK',
+  'ERR_BAD_RESPONSE',
+  'ERR_SOCKET_CONNECTION_TIMEOUT',
+]);
+
+function shorten(text: string, max = 300): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  return oneLine.length > max ? `${oneLine.slice(0, max)}…` : oneLine;
+}
+
+function textOf(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object' && '$value' in value) return textOf((value as { $value: unknown }).$value);
+  return JSON.stringify(value);
+}
+
+/** The Fault of a SOAP 1.1 or 1.2 envelope the soap client parsed, if there is one. */
+function faultOf(err: unknown): SoapFaultInfo | undefined {
+  const e = err as { root?: { Envelope?: { Body?: { Fault?: unknown } } }; response?: { status?: number } };
+  const fault = e?.root?.Envelope?.Body?.Fault as Record<string, unknown> | undefined;
+  if (!fault || typeof fault !== 'object') return undefined;
+  const status = e.response?.status;
+  if ('faultcode' in fault || 'faultstring' in fault) {
+    return {
+      code: textOf(fault.faultcode),
+      text: textOf(fault.faultstring),
+      detail: textOf(fault.detail),
+      status,
+    };
+  }
+  const code = fault.Code as { Value?: unknown; Subcode?: { Value?: unknown } } | undefined;
+  const sub = textOf(code?.Subcode?.Value);
+  return {
+    code: [textOf(code?.Value), sub].filter((s) => s !== '').join('/'),
+    text: textOf((fault.Reason as { Text?: unknown } | undefined)?.Text),
+    detail: textOf(fault.Detail),
+    status,
+  };
+}
+
+/** Seconds or an HTTP date → ms from now; undefined when absent or unreadable. */
+export function parseRetryAfter(value: unknown, now = Date.now()): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (typeof text !== 'string' && typeof text !== 'number') return undefined;
+  const raw = String(text).trim();
+  if (/^\d+(\.\d+)?$/.test(raw)) return Math.round(Number(raw) * 1000);
+  const at = Date.parse(raw);
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
+}
+
+/** Sorts one failed SOAP call (or WSDL download) into what the operator and the retry loop need. */
+function classify(err: unknown): Failure {
+  if (err instanceof SyncError) {
+    if (err instanceof SourceMalformedError) return { kind: 'malformed', message: err.message };
+    if (err instanceof SourcePermanentError) return { kind: 'rejected', message: err.message };
+    return { kind: 'transient', message: err.message };
+  }
+  const fault = faultOf(err);
+  if (fault) {
+    const described = `SOAP Fault ${fault.code}: ${fault.text}${fault.detail ? ` (${shorten(fault.detail, 200)})` : ''}`;
+    // SOAP 1.1 "soap:Client" / "SOAP-ENV:Client.Authentication", SOAP 1.2 "soap:Sender/…".
+    const clientSide = /(^|:)(Client|Sender)(\b|$)/i.test(fault.code);
+    const authLike =
+      /FailedAuthentication|InvalidSecurity|FailedCheck|Authenticat|Unauthori[sz]ed/i.test(fault.code) ||
+      fault.status === 401 ||
+      fault.status === 403 ||
+      (clientSide &&
+        /authenticat|credential|password|unauthori[sz]ed|security token/i.test(
+          `${fault.text} ${fault.detail}`,
+        ));
+    if (authLike) return { kind: 'auth', message: described };
+    if (clientSide) return { kind: 'rejected', message: described };
+    return { kind: 'transient', message: described };
+  }
+  const e = err as {
+    Fault?: { faultstring?: unknown; detail?: unknown };
+    response?: { status?: number; headers?: Record<string, unknown> };
+    code?: unknown;
+    message?: unknown;
+  };
+  const status = e?.response?.status;
+  if (typeof status === 'number' && status >= 400) {
+    const retryAfterMs = parseRetryAfter(e.response?.headers?.['retry-after']);
+    const type = String(e.response?.headers?.['content-type'] ?? 'no content type').split(';')[0];
+    const what = `HTTP ${status} (${type})`;
+    if (status === 401 || status === 403) return { kind: 'auth', message: what };
+    if (status === 404 || status === 410) return { kind: 'not-found', message: what };
+    if (status === 408 || status === 429 || status >= 500) {
+      return { kind: 'transient', message: what, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
+    }
+    return { kind: 'rejected', message: what };
+  }
+  if (e && typeof e === 'object' && e.Fault && !(err instanceof Error)) {
+    // The soap client's XML parser throws a plain {Fault} object for a 2xx body it cannot parse (for
+    // an HTTP error status the status above is what matters: a 429 or 502 page is not SOAP anyway).
+    return {
+      kind: 'malformed',
+      message: `the response is not valid XML (${shorten(textOf(e.Fault.detail) || textOf(e.Fault.faultstring), 200)})`,
+    };
+  }
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
+    return { kind: 'transient', message: `timed out (${code})` };
+  }
+  if (code !== undefined && NETWORK_CODES.has(code))
+    return { kind: 'transient', message: `${code}: ${message}` };
+  if (/Cannot parse response|Unexpected|Unclosed|Invalid|non-whitespace|Text data outside/i.test(message)) {
+    return {
+      kind: 'malformed',
+      message: `the response is not a readable SOAP envelope (${shorten(message, 200)})`,
+    };
+  }
+  return { kind: 'transient', message: shorten(message) };
+}
+
+type ListProductsAsync = (args: unknown, options?: unknown) => Promise<[unknown, unknown, unknown, unknown]>;
+
+export class InventorySource implements SourceConnector {
+  readonly source = 'inventory' as const;
+  readonly config: InventorySourceConfig;
+  private readonly logger: Logger | undefined;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+  private readonly httpAgent = new HttpAgent({ keepAlive: true });
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true });
+  private client: soap.Client | undefined;
+  private opening: Promise<soap.Client> | undefined;
+  private readonly counters: InventorySourceStats = {
+    requests: 0,
+    retries: 0,
+    pages: 0,
+    records: 0,
+    rejects: 0,
+    duplicatesDropped: 0,
+  };
+
+  constructor(input: InventorySourceInput | InventorySourceConfig, options: InventorySourceOptions = {}) {
+    this.config = resolveInventoryConfig(input);
+    this.logger = options.logger;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.random = options.random ?? Math.random;
+  }
+
+  stats(): InventorySourceStats {
+    return { ...this.counters };
+  }
+
+  async close(): Promise<void> {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  /** Secrets never reach messages: the generic redaction plus the configured password itself. */
+  private scrub(text: string): string {
+    let out = redact(text);
+    const { password } = this.config;
+    if (password.length >= 4) out = out.split(password).join('***');
+    return out;
+  }
+
+  /** Exponential backoff with equal jitter; a Retry-After is waited for exactly (never less). */
+  private delayFor(retry: number, failure: Failure): number {
+    if (failure.retryAfterMs !== undefined) return failure.retryAfterMs;
+    const { backoffBaseMs, backoffLimitMs } = this.config;
+    const computed = Math.min(backoffLimitMs, backoffBaseMs * 2 ** (retry - 1));
+    return Math.round(computed / 2 + this.random() * (computed / 2));
+  }
+
+  /**
+   * Runs one call with bounded retries of transient failures. Returns the value, or throws the last
+   * Failure (as `{failure, attempts}`) for the caller to phrase.
+   */
+  private async withRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
+    const attempts = this.config.retries + 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        const failure = classify(err);
+        failure.message = this.scrub(failure.message);
+        const retryable = failure.kind === 'transient' || failure.kind === 'malformed';
+        if (!retryable || attempt >= attempts) throw new RetriesExhausted(failure, attempt);
+        if (failure.retryAfterMs !== undefined && failure.retryAfterMs > this.config.maxRetryAfterMs) {
+          failure.message += `; the service asked to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, more than --inventory-max-retry-after (${this.config.maxRetryAfterMs} ms)`;
+          throw new RetriesExhausted(failure, attempt);
+        }
+        const delay = this.delayFor(attempt, failure);
+        this.counters.retries++;
+        this.logger?.debug(
+          `Inventory ${what}: attempt ${attempt} of ${attempts} failed (${failure.message}); retrying in ${delay} ms`,
+        );
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  /** Downloads and parses the WSDL (once): a broken one fails here, before any page is fetched. */
+  async open(): Promise<soap.Client> {
+    if (this.client) return this.client;
+    this.opening ??= this.createClient().finally(() => {
+      this.opening = undefined;
+    });
+    this.client = await this.opening;
+    return this.client;
+  }
+
+  private async createClient(): Promise<soap.Client> {
+    const { config } = this;
+    const wsdl = this.scrub(config.wsdlUrl);
+    const envHint = 'check --inventory-wsdl / SYNCCTL_INVENTORY_WSDL';
+    let client: soap.Client;
+    try {
+      client = await this.withRetries('WSDL download', async () => {
+        try {
+          return await soap.createClientAsync(config.wsdlUrl, {
+            // Each run reads the service's current contract; the in-process cache would pin a stale one.
+            disableCache: true,
+            // Products may carry a field named "attributes"; the soap default would hide it.
+            attributesKey: '$attributes',
+            handleNilAsNull: true,
+            // Values stay exactly as sent: a trailing newline in a description is data.
+            preserveWhitespace: true,
+            // Dates and decimals stay text: no time-zone drift, no binary rounding of prices.
+            customDeserializer: {
+              dateTime: (t: string) => t,
+              date: (t: string) => t,
+              decimal: (t: string) => t,
+            },
+            wsdl_options: {
+              timeout: config.timeoutMs,
+              signal: AbortSignal.timeout(config.timeoutMs),
+              httpAgent: this.httpAgent,
+              httpsAgent: this.httpsAgent,
+            },
+            ...(config.endpoint === '' ? {} : { endpoint: config.endpoint }),
+          });
+        } catch (err) {
+          throw wsdlFailure(err);
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof RetriesExhausted)) throw err;
+      const { failure, attempts } = err;
+      if (failure.kind === 'transient') {
+        throw new SourceTransientError(
+          `cannot reach the Inventory WSDL at ${wsdl} after ${attempts} attempt(s): ${failure.message}`,
+          { hint: `check that the Inventory service is up and the URL is right (${envHint}); then rerun` },
+        );
+      }
+      throw new SourcePermanentError(`the Inventory WSDL at ${wsdl} is broken: ${failure.message}`, {
+        hint: `point it at the service's WSDL document (${envHint})`,
+      });
+    }
+    const operations = describeOperations(client);
+    if (!operations.includes(config.operation)) {
+      throw new SourcePermanentError(
+        `the Inventory WSDL at ${wsdl} has no operation ${config.operation} (it has: ${operations.join(', ') || 'none'})`,
+        { hint: `check ${envHint}, or name the listing operation with --inventory-operation` },
+      );
+    }
+    if (config.user !== '') {
+      client.setSecurity(
+        new soap.WSSecurity(config.user, config.password, {
+          passwordType: 'PasswordText',
+          hasTimeStamp: true,
+        }),
+      );
+    }
+    return client;
+  }
+
+  private requestArgs(window: FetchWindow, token: string | undefined): Record<string, unknown> {
+    const { request, pageSize } = this.config;
+    // Element order follows the WSDL's sequence, as document/literal services validate it.
+    const args: Record<string, unknown> = {};
+    if (token !== undefined) args[request.pageToken] = token;
+    if (request.pageSize !== '') args[request.pageSize] = pageSize;
+    const since = normaliseTime(window.since, 'since');
+    const until = normaliseTime(window.until, 'until');
+    if (since !== undefined || until !== undefined) {
+      if (request.modifiedSince === '' || request.modifiedUntil === '') {
+        throw new ConfigError(
+          'the Inventory service is configured without time filters, so --since/--until cannot be used',
+          {
+            hint: 'set --inventory-since-param and --inventory-until-param, or fetch with --full',
+          },
+        );
+      }
+    }
+    if (since !== undefined) args[request.modifiedSince] = since;
+    if (until !== undefined) args[request.modifiedUntil] = until;
+    return args;
+  }
+
+  private async fetchPage(
+    client: soap.Client,
+    args: Record<string, unknown>,
+    where: string,
+  ): Promise<{ products: unknown[]; next: string | null }> {
+    const { config } = this;
+    const method = client[`${config.operation}Async`] as ListProductsAsync | undefined;
+    if (typeof method !== 'function') {
+      throw new SourcePermanentError(`the Inventory client has no operation ${config.operation}`);
+    }
+    return this.withRetries(where, async () => {
+      this.counters.requests++;
+      const [result] = await method.call(client, args, {
+        timeout: config.timeoutMs,
+        signal: AbortSignal.timeout(config.timeoutMs),
+        httpAgent: this.httpAgent,
+        httpsAgent: this.httpsAgent,
+      });
+      if (result === null || typeof result !== 'object') {
+        throw new SourceMalformedError(`the ${config.operation} response has no result element`);
+      }
+      const products = readRecords(result, config.recordsPath);
+      if (products === undefined) {
+        const keys = Object.keys(result).slice(0, 10).join(', ') || 'nothing';
+        throw new SourceMalformedError(
+          `the ${config.operation} response has no products at "${config.recordsPath}" (found: ${keys})`,
+        );
+      }
+      const rawNext = readPath(result, config.nextTokenPath);
+      const next =
+        typeof rawNext === 'string' && rawNext !== ''
+          ? rawNext
+          : typeof rawNext === 'number'
+            ? String(rawNext)
+            : null;
+      return { products, next };
+    });
+  }
+
+  private toEnvelopes(
+    products: unknown[],
+    recent: RecentIds,
+  ): { envelopes: Envelope[]; rejects: SourceReject[]; highWater: string | null } {
+    const { fields } = this.config;
+    const envelopes: Envelope[] = [];
+    const rejects: SourceReject[] = [];
+    let highWater: string | null = null;
+    const fetchedAt = new Date().toISOString();
+    for (const raw of products) {
+      const plain = toPlain(raw);
+      if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
+        rejects.push({
+          reason: 'product is not an XML element with fields',
+          raw: JSON.stringify(plain) ?? String(plain),
+        });
+        continue;
+      }
+      const data = plain as Record<string, unknown>;
+      const rawId = readPath(data, fields.id);
+      if ((typeof rawId !== 'string' || rawId.trim() === '') && typeof rawId !== 'number') {
+        rejects.push({ reason: `product has no id (field "${fields.id}")`, raw: JSON.stringify(data) });
+        continue;
+      }
+      const id = String(rawId);
+      const rawModified = readPath(data, fields.modifiedAt);
+      const modifiedAt = toIso(rawModified);
+      if (modifiedAt === null) {
+        rejects.push({
+          reason: `product ${id} has no valid modification time in "${fields.modifiedAt}" (got ${JSON.stringify(rawModified) ?? 'nothing'})`,
+          raw: JSON.stringify(data),
+        });
+        continue;
+      }
+      let version: number | null = null;
+      if (fields.version !== '') {
+        const v = Number(readPath(data, fields.version));
+        if (Number.isInteger(v)) version = v;
+      }
+      const op =
+        fields.deleted !== '' && isDeletedValue(readPath(data, fields.deleted)) ? 'delete' : 'upsert';
+      // A discontinued product keeps its last known fields: Analytics shows it as discontinued.
+      if (recent.seen(id, contentHashOf(op, data))) {
+        this.counters.duplicatesDropped++;
+        continue;
+      }
+      envelopes.push(
+        makeEnvelope({
+          source: 'inventory',
+          id,
+          op,
+          data,
+          sourceUpdatedAt: modifiedAt,
+          sourceVersion: version,
+          fetchedAt,
+        }),
+      );
+      if (highWater === null || modifiedAt > highWater) highWater = modifiedAt;
+    }
+    return { envelopes, rejects, highWater };
+  }
+
+  /**
+   * Pages of one window. `resumeFrom` is a cursor an earlier page returned (the service's next page
+   * token); undefined or null starts at the first page.
+   */
+  async *pages(window: FetchWindow, resumeFrom?: unknown): AsyncGenerator<SourcePage> {
+    if (resumeFrom !== undefined && resumeFrom !== null && typeof resumeFrom !== 'string') {
+      throw new ConfigError(
+        `cannot resume: the saved Inventory cursor is not a page token: ${shorten(JSON.stringify(resumeFrom), 100)}`,
+        { hint: 'rerun with --full (or restart the backfill)' },
+      );
+    }
+    const client = await this.open();
+    const recent = new RecentIds(this.config.dedupeWindow);
+    let token: string | undefined = resumeFrom === undefined || resumeFrom === null ? undefined : resumeFrom;
+    let pageNo = 1;
+    let highWater: string | null = null;
+    for (;;) {
+      const where = `${this.config.operation} page ${pageNo} (${describeToken(token)})`;
+      const args = this.requestArgs(window, token);
+      let page: { products: unknown[]; next: string | null };
+      try {
+        page = await this.fetchPage(client, args, where);
+      } catch (err) {
+        throw this.explain(err, where, token, pageNo - 1);
+      }
+      const built = this.toEnvelopes(page.products, recent);
+      if (built.highWater !== null && (highWater === null || built.highWater > highWater))
+        highWater = built.highWater;
+      this.counters.pages++;
+      this.counters.records += built.envelopes.length;
+      this.counters.rejects += built.rejects.length;
+      if (page.next !== null && page.next === token) {
+        throw new SourceMalformedError(
+          `the Inventory service returned the same page token again on ${where}: paging would never end`,
+          {
+            hint: 'report it to the Inventory team; the pages before it are kept',
+            details: { pageToken: token },
+          },
+        );
+      }
+      yield { envelopes: built.envelopes, rejects: built.rejects, cursor: page.next, highWater };
+      if (page.next === null) return;
+      token = page.next;
+      pageNo++;
+    }
+  }
+
+  /** Turns the last failure of a page into the error an operator can act on. */
+  private explain(err: unknown, where: string, token: string | undefined, pagesDone: number): SyncError {
+    if (!(err instanceof RetriesExhausted)) {
+      if (err instanceof SyncError) return err;
+      return new SourceTransientError(this.scrub(`Inventory ${where}: ${String(err)}`));
+    }
+    const { failure, attempts } = err;
+    const after = pagesDone > 0 ? ` after ${pagesDone} page(s) were fetched` : '';
+    const details = { pageToken: token ?? null, page: pagesDone + 1, pagesFetched: pagesDone, attempts };
+    const resumeHint = `a rerun resumes at ${describeToken(token)}`;
+    switch (failure.kind) {
+      case 'auth':
+        return new SourcePermanentError(
+          `the Inventory service rejected the credentials on ${where}: ${failure.message}`,
+          {
+            hint: 'check --inventory-user / --inventory-password (SYNCCTL_INVENTORY_USER / SYNCCTL_INVENTORY_PASSWORD)',
+            details,
+          },
+        );
+      case 'not-found':
+        return new SourcePermanentError(`the Inventory endpoint answered ${failure.message} on ${where}`, {
+          hint: "check the WSDL's soap:address, or set --inventory-endpoint / SYNCCTL_INVENTORY_ENDPOINT",
+          details,
+        });
+      case 'rejected':
+        return new SourcePermanentError(`the Inventory service rejected ${where}: ${failure.message}`, {
+          hint:
+            token === undefined
+              ? 'check --inventory-page-size and the request element names (--inventory-*-param)'
+              : 'the saved page token may no longer be valid: rerun with --full, or restart the backfill',
+          details,
+        });
+      case 'malformed':
+        return new SourceMalformedError(
+          `the Inventory service sent an unreadable answer to ${where}${after} (${attempts} attempt(s)): ${failure.message}`,
+          { hint: `the pages before it are kept; ${resumeHint}`, details },
+        );
+      case 'transient':
+        return new SourceTransientError(
+          `the Inventory service kept failing on ${where}${after} (${attempts} attempt(s)): ${failure.message}`,
+          {
+            hint: `try again later; ${resumeHint}`,
+            details,
+          },
+        );
+    }
+  }
+}
+
+/** The last failure of a call after the retry loop gave up (or saw a failure not worth retrying). */
+class RetriesExhausted extends Error {
+  constructor(
+    readonly failure: Failure,
+    readonly attempts: number,
+  ) {
+    super(failure.message);
+  }
+}
+
+/** WSDL download errors come as plain Errors ("Invalid WSDL URL … Code: 404"); give them a shape classify reads. */
+function wsdlFailure(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const status = /Code:\s*(\d{3})/.exec(err.message);
+  if (status) {
+    const code = Number(status[1]);
+    const what = `HTTP ${code} for the WSDL`;
+    if (code === 408 || code === 429 || code >= 500) return new SourceTransientError(what);
+    return new SourcePermanentError(what);
+  }
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (NETWORK_CODES.has(code) || code === 'ECONNABORTED')) return err;
+  // Anything else is a document the soap package could not read as a WSDL.
+  return new SourcePermanentError(`not a usable WSDL document (${shorten(err.message, 200)})`);
+}
+
+function describeOperations(client: soap.Client): string[] {
+  const out = new Set<string>();
+  const services = client.describe() as Record<string, Record<string, Record<string, unknown>>>;
+  for (const ports of Object.values(services ?? {})) {
+    for (const operations of Object.values(ports ?? {}))
+      for (const name of Object.keys(operations ?? {})) out.add(name);
+  }
+  return [...out];
+}
+
+function describeToken(token: string | undefined): string {
+  if (token === undefined) return 'first page';
+  return `page token "${token.length > 80 ? `${token.slice(0, 80)}…` : token}"`;
+}
+
+function normaliseTime(value: string | undefined, name: string): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms)) throw new ConfigError(`--${name} must be an ISO-8601 date-time, got "${value}"`);
+  return new Date(ms).toISOString();
+}
+
+/** A connector whose WSDL is already loaded: a broken or unreachable one fails here, before any output. */
+export async function openInventorySource(
+  input: InventorySourceInput | InventorySourceConfig,
+  options?: InventorySourceOptions,
+): Promise<InventorySource> {
+  const source = new InventorySource(input, options);
+  try {
+    await source.open();
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  return source;
+}
