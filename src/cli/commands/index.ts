@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import registerSandbox from './sandbox.js';
 import registerTopics from './topics.js';
 import registerPublish from './publish.js';
+import registerFetch from './fetch.js';
 import registerConfig from './config.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
-export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerPublish, registerConfig];
+export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerFetch, registerPublish, registerConfig];

@@ -1,0 +1,116 @@
+/** Shared by the fetch CLI tests: temp state, NDJSON reading, a killable child, checkpoint peeking. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Envelope } from '../../src/records/envelope.js';
+import { BIN, ROOT } from '../helpers/cli.js';
+
+export function tempDir(prefix = 'syncctl-fetch-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function readNdjson(path: string): Envelope[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Envelope);
+}
+
+export function parseNdjson(text: string): Envelope[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Envelope);
+}
+
+/** Reads one checkpoint from a state file another process is writing (WAL: readers do not block it). */
+export function readCheckpoint<T = Record<string, unknown>>(statePath: string, name: string): T | undefined {
+  if (!existsSync(statePath)) return undefined;
+  const db = new Database(statePath, { readonly: true, fileMustExist: true });
+  try {
+    const exists = db
+      .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='checkpoints'")
+      .get();
+    if (!exists) return undefined;
+    const row = db.prepare('SELECT value FROM checkpoints WHERE name = ?').get(name) as
+      { value: string } | undefined;
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  } finally {
+    db.close();
+  }
+}
+
+export function listCheckpoints(
+  statePath: string,
+  prefix: string,
+): { name: string; value: Record<string, unknown> }[] {
+  if (!existsSync(statePath)) return [];
+  const db = new Database(statePath, { readonly: true, fileMustExist: true });
+  try {
+    const exists = db
+      .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name='checkpoints'")
+      .get();
+    if (!exists) return [];
+    const rows = db.prepare('SELECT name, value FROM checkpoints WHERE name LIKE ?').all(`${prefix}%`) as {
+      name: string;
+      value: string;
+    }[];
+    return rows.map((r) => ({ name: r.name, value: JSON.parse(r.value) as Record<string, unknown> }));
+  } finally {
+    db.close();
+  }
+}
+
+export interface Child {
+  process: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts bin/syncctl without waiting for it, so a test can kill it mid-run. */
+export function startSyncctl(args: string[], env: Record<string, string | undefined>): Child {
+  const cleanEnv = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd: ROOT,
+    env: cleanEnv,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { process: child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+export async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Every id exactly once; returns the ids in order of appearance. */
+export function idsOf(envelopes: Envelope[]): string[] {
+  return envelopes.map((e) => e.id);
+}
+
+export function duplicates(values: string[]): string[] {
+  const seen = new Set<string>();
+  const dups = new Set<string>();
+  for (const v of values) {
+    if (seen.has(v)) dups.add(v);
+    seen.add(v);
+  }
+  return [...dups];
+}
