@@ -1,0 +1,225 @@
+/**
+ * Everything a consume test needs: private topics and group, a private state store (SQLite file or
+ * PostgreSQL schema), the Analytics fixture, and read-back helpers that go through its HTTP API.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import {
+  startAnalyticsServer,
+  type AnalyticsServer,
+  type AnalyticsServerOptions,
+} from '../../fixtures/analytics/server.js';
+import { createAnalyticsSink, type AnalyticsConfig } from '../../src/connectors/analytics-sink.js';
+import { consume, type ConsumeOptions, type ConsumeSummary } from '../../src/stages/consume.js';
+import { openDb } from '../../src/state/db.js';
+import type { ExpectedRecord } from './consume-data.js';
+import { createTopic, testBrokers, testKafka, uniqueName } from './kafka.js';
+import { createPgSchema } from './postgres.js';
+
+export type StateKind = 'sqlite' | 'postgres';
+export const ANALYTICS_TOKEN = 'consume-test-token-5f1e';
+
+export interface Harness {
+  customerTopic: string;
+  productTopic: string;
+  dlqTopic: string;
+  group: string;
+  state: string;
+  server: AnalyticsServer;
+  analytics: AnalyticsConfig;
+  /** Runs the consume stage in this process. */
+  run(options?: Partial<ConsumeOptions>): Promise<ConsumeSummary>;
+  /** CLI flags and environment pointing `bin/syncctl consume` at this harness. */
+  cliArgs(): string[];
+  cliEnv(): Record<string, string>;
+  close(): Promise<void>;
+}
+
+export async function createHarness(
+  kind: StateKind,
+  serverOptions: AnalyticsServerOptions = {},
+): Promise<Harness> {
+  const customerTopic = uniqueName('customers');
+  const productTopic = uniqueName('products');
+  const dlqTopic = uniqueName('dlq');
+  await Promise.all([createTopic(customerTopic, 3), createTopic(productTopic, 3), createTopic(dlqTopic, 1)]);
+  await waitForTopics([customerTopic, productTopic, dlqTopic]);
+  const cleanups: (() => Promise<void>)[] = [];
+  let state: string;
+  if (kind === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'syncctl-consume-'));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+    state = join(dir, 'state.db');
+  } else {
+    const schema = await createPgSchema('consume');
+    cleanups.push(schema.drop);
+    state = schema.url;
+  }
+  const server = await startAnalyticsServer({ token: ANALYTICS_TOKEN, ...serverOptions });
+  cleanups.push(() => server.close());
+  const analytics: AnalyticsConfig = {
+    url: server.url,
+    token: ANALYTICS_TOKEN,
+    timeoutMs: 3_000,
+    retries: 6,
+    batchSize: 500,
+    backoffMs: 20,
+    backoffLimitMs: 200,
+    maxRetryAfterMs: 5_000,
+  };
+  const group = uniqueName('group');
+  return {
+    customerTopic,
+    productTopic,
+    dlqTopic,
+    group,
+    state,
+    server,
+    analytics,
+    async run(options = {}) {
+      const db = await openDb(state);
+      const sink = createAnalyticsSink(analytics);
+      try {
+        return await consume({
+          kafka: testKafka(),
+          brokers: [testBrokers()],
+          db,
+          sink,
+          group,
+          customerTopic,
+          productTopic,
+          deadLetterTopic: dlqTopic,
+          once: true,
+          batchSize: 50,
+          idleTimeoutMs: 5_000,
+          ...options,
+        });
+      } finally {
+        await sink.close();
+        await db.close();
+      }
+    },
+    cliArgs() {
+      return [
+        '--brokers',
+        testBrokers(),
+        '--state',
+        state,
+        'consume',
+        '--group',
+        group,
+        '--customer-topic',
+        customerTopic,
+        '--product-topic',
+        productTopic,
+        '--dlq-topic',
+        dlqTopic,
+      ];
+    },
+    cliEnv() {
+      return {
+        SYNCCTL_ANALYTICS_URL: server.url,
+        SYNCCTL_ANALYTICS_TOKEN: ANALYTICS_TOKEN,
+        SYNCCTL_ANALYTICS_TIMEOUT_MS: '3000',
+        SYNCCTL_ANALYTICS_BACKOFF_MS: '20',
+      };
+    },
+    async close() {
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+    },
+  };
+}
+
+/** A new topic's metadata can lag its creation by a moment: wait until every broker answers for it. */
+async function waitForTopics(topics: string[]): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const metadata = await admin.fetchTopicMetadata({ topics });
+        if (metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)))
+          return;
+      } catch (err) {
+        if (attempt > 50) throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export interface StoredRecord {
+  customerId: string;
+  key: string;
+  record: Record<string, unknown> | null;
+}
+export interface LogEntry {
+  seq: number;
+  key: string;
+  customerId: string;
+  op: 'upsert' | 'delete';
+  record?: Record<string, unknown> | null;
+}
+
+async function getJson<T>(server: AnalyticsServer, path: string): Promise<T> {
+  const response = await fetch(`${server.url}${path}`, {
+    headers: { authorization: `Bearer ${ANALYTICS_TOKEN}` },
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as T;
+}
+
+/** GET /v1/records: what Analytics holds now, one entry per live customer. */
+export async function storedRecords(server: AnalyticsServer): Promise<StoredRecord[]> {
+  return (await getJson<{ records: StoredRecord[] }>(server, '/v1/records')).records;
+}
+
+/** GET /v1/log?full=1: every write Analytics made, in order. */
+export async function writeLog(server: AnalyticsServer, since = 0): Promise<LogEntry[]> {
+  return (await getJson<{ entries: LogEntry[] }>(server, `/v1/log?full=1&since=${since}`)).entries;
+}
+
+/** Analytics holds exactly the expected join: same customers, same fields, products and unresolved ids. */
+export async function expectViewMatches(
+  server: AnalyticsServer,
+  expected: Map<string, ExpectedRecord>,
+): Promise<void> {
+  const stored = await storedRecords(server);
+  expect(stored.map((r) => r.customerId)).toEqual([...expected.keys()]);
+  for (const r of stored) {
+    const record = r.record as Record<string, unknown>;
+    const want = expected.get(r.customerId) as ExpectedRecord;
+    expect({
+      customerId: record.customerId,
+      customer: record.customer,
+      products: record.products,
+      unresolvedProductIds: record.unresolvedProductIds,
+    }).toEqual(want);
+    expect((record.sourceVersions as { customer: { sourceVersion: number } }).customer.sourceVersion).toBe(
+      want.customer.version,
+    );
+  }
+}
+
+/**
+ * Nothing stored twice: every record key appears once in the write log, and no customer has the
+ * same unified record (or delete) stored twice in a row under different keys.
+ */
+export async function expectNothingStoredTwice(server: AnalyticsServer): Promise<LogEntry[]> {
+  const log = await writeLog(server);
+  const keys = log.map((e) => e.key);
+  expect(new Set(keys).size).toBe(keys.length);
+  const last = new Map<string, string>();
+  for (const e of log) {
+    const content = JSON.stringify([e.op, e.record ?? null]);
+    expect(last.get(e.customerId), `customer ${e.customerId} stored the same content twice`).not.toBe(
+      content,
+    );
+    last.set(e.customerId, content);
+  }
+  return log;
+}
