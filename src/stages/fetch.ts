@@ -443,6 +443,8 @@ async function planIncremental(
   };
   const before = stored.highWater;
   let run = stored.run;
+  // A run that stopped before its first durable page has nothing to continue: start afresh, with a new window.
+  if (run && run.pages === 0 && !run.exhausted) run = null;
   if (run && options.restart) {
     logger.info(`discarding the interrupted ${run.mode} run of ${source} (--restart)`);
     run = null;
@@ -470,7 +472,6 @@ async function planIncremental(
       const persist = async (p: WindowProgress) => {
         await checkpoints.set(name, { ...stored, run: { ...p, mode: current.mode } });
       };
-      if (!resumed) await persist(current);
       const done = await r.drainSafely(current, persist);
       let after = before;
       if (done) {
@@ -571,7 +572,6 @@ async function planBackfill(
             status: 'running',
           } satisfies WindowRecord);
         };
-        if (!previous) await persist(progress);
         const done = await r.drainSafely(progress, persist);
         if (done) {
           await checkpoints.set(windowName, {

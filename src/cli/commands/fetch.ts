@@ -1,6 +1,12 @@
 import { Option, type Command } from 'commander';
 import ora, { type Ora } from 'ora';
 import { CrmSource, crmConfigFromSettings, type CrmFlags } from '../../connectors/crm-source.js';
+import {
+  INVENTORY_OPTIONS,
+  inventoryConfigFromSettings,
+  openInventorySource,
+  type InventoryFlags,
+} from '../../connectors/inventory-source.js';
 import { createKafka } from '../../connectors/kafka.js';
 import type { SourceConnector } from '../../connectors/source.js';
 import { ExitCode, InterruptedError, SyncError, UsageError, type ErrorCode } from '../../errors.js';
@@ -60,6 +66,7 @@ const SOURCE_OPTIONS: Option[] = [
     '--crm-dedupe-window <n>',
     'drop exact repeats among the last n ids of a run, 0 = off (default 10000)',
   ),
+  ...INVENTORY_OPTIONS.map((o) => new Option(o.flags, o.description)),
 ];
 
 async function createSourceConnector(
@@ -69,7 +76,8 @@ async function createSourceConnector(
   logger: Logger,
 ): Promise<SourceConnector> {
   if (source === 'crm') return new CrmSource(crmConfigFromSettings(settings, flags as CrmFlags), { logger });
-  throw new UsageError(`source ${source} is not available yet`);
+  // Loads the WSDL now: a broken or unreachable one fails before any output is opened.
+  return openInventorySource(inventoryConfigFromSettings(settings, flags as InventoryFlags), { logger });
 }
 
 const EXAMPLES = `
@@ -131,7 +139,7 @@ function stopError(summary: FetchSummary, rerun: string): SyncError {
       ? `${summary.pages} page(s) with ${summary.records} record(s) before it are written and checkpointed`
       : 'nothing was fetched in this run';
   const where = failure.window
-    ? ` in window ${failure.window.since ?? '(beginning)'} → ${failure.window.until ?? '(now)'} after page ${failure.durablePages ?? 0}`
+    ? ` in window ${failure.window.since ?? '(beginning)'} → ${failure.window.until ?? '(now)'}${failure.durablePages ? ` after page ${failure.durablePages}` : ' at its first page'}`
     : '';
   if (summary.status === 'interrupted') {
     return new InterruptedError(`fetch interrupted${where}; ${kept}`, {
