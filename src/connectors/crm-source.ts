@@ -13,10 +13,25 @@ import {
   type SyncError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
-import { contentHashOf, makeEnvelope, type Envelope } from '../records/envelope.js';
 import { redact } from '../redact.js';
-import { pick, type SettingsSource } from '../settings.js';
-import type { FetchWindow, SourceConnector, SourcePage, SourceReject, SourceStats } from './source.js';
+import type { SettingsSource } from '../settings.js';
+import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
+import {
+  WindowRecords,
+  emptyRecordStats,
+  readPath,
+  type RecordReading,
+  type SourceRecordStats,
+} from './source-records.js';
+import {
+  checkIntegers,
+  checkStrings,
+  definedOnly,
+  settingErrors,
+  settingReaders,
+} from './source-settings.js';
+
+export { readPath };
 
 export const CRM_PAGINATION_STYLES = ['cursor', 'next-url', 'odata', 'link', 'offset'] as const;
 export type CrmPaginationStyle = (typeof CRM_PAGINATION_STYLES)[number];
@@ -132,10 +147,7 @@ const BASE_DEFAULTS = {
 
 export type CrmSourceInput = Partial<Omit<CrmSourceConfig, 'fields'>> & { fields?: Partial<CrmFieldMap> };
 
-function fieldError(field: string, problem: string): ConfigError {
-  const where = FIELD_SOURCES[field];
-  return new ConfigError(`CRM setting ${field} ${problem}`, where ? { hint: `set it with ${where}` } : {});
-}
+const fieldError = settingErrors('CRM', FIELD_SOURCES);
 
 /** Validates options at the edge; every message names the field and how to set it. */
 export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
@@ -146,18 +158,12 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
       `must be one of ${CRM_PAGINATION_STYLES.join(', ')}, got "${String(pagination)}"`,
     );
   }
-  const defined = Object.fromEntries(
-    Object.entries(input).filter(([, v]) => v !== undefined),
-  ) as CrmSourceInput;
   const config: CrmSourceConfig = {
     ...BASE_DEFAULTS,
     ...STYLE_DEFAULTS[pagination],
-    ...defined,
+    ...definedOnly(input),
     pagination,
-    fields: {
-      ...BASE_DEFAULTS.fields,
-      ...Object.fromEntries(Object.entries(input.fields ?? {}).filter(([, v]) => v !== undefined)),
-    },
+    fields: { ...BASE_DEFAULTS.fields, ...definedOnly(input.fields) },
   } as CrmSourceConfig;
 
   if (!config.baseUrl)
@@ -171,19 +177,21 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
   if (base.protocol !== 'http:' && base.protocol !== 'https:')
     throw fieldError('baseUrl', 'must be an http(s) URL');
   if (!config.token) throw fieldError('token', 'is required (the bearer token of the CRM API)');
-  for (const key of [
-    'path',
-    'recordsPath',
-    'nextPath',
-    'cursorParam',
-    'pageSizeParam',
-    'pageParam',
-    'totalPath',
-    'sinceParam',
-    'untilParam',
-  ] as const) {
-    if (typeof config[key] !== 'string') throw fieldError(key, 'must be a string');
-  }
+  checkStrings(
+    config,
+    [
+      'path',
+      'recordsPath',
+      'nextPath',
+      'cursorParam',
+      'pageSizeParam',
+      'pageParam',
+      'totalPath',
+      'sinceParam',
+      'untilParam',
+    ],
+    fieldError,
+  );
   if (
     (pagination === 'cursor' || pagination === 'next-url' || pagination === 'odata') &&
     config.nextPath === ''
@@ -194,24 +202,20 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
     throw fieldError('cursorParam', 'is required for pagination "cursor"');
   if (pagination === 'offset' && config.pageParam === '')
     throw fieldError('pageParam', 'is required for pagination "offset"');
-  const ints: [keyof CrmSourceConfig, number][] = [
-    ['pageSize', 1],
-    ['firstPage', 0],
-    ['timeoutMs', 1],
-    ['retries', 0],
-    ['backoffLimitMs', 0],
-    ['maxRetryAfterMs', 0],
-    ['dedupeWindow', 0],
-  ];
-  for (const [key, min] of ints) {
-    const value = config[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      throw fieldError(key, `must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-    }
-  }
-  for (const key of Object.keys(config.fields) as (keyof CrmFieldMap)[]) {
-    if (typeof config.fields[key] !== 'string') throw fieldError(`fields.${key}`, 'must be a string');
-  }
+  checkIntegers(
+    config,
+    [
+      ['pageSize', 1],
+      ['firstPage', 0],
+      ['timeoutMs', 1],
+      ['retries', 0],
+      ['backoffLimitMs', 0],
+      ['maxRetryAfterMs', 0],
+      ['dedupeWindow', 0],
+    ],
+    fieldError,
+  );
+  checkStrings(config.fields, Object.keys(config.fields) as (keyof CrmFieldMap)[], fieldError, 'fields.');
   if (config.fields.id === '') throw fieldError('fields.id', 'is required');
   if (config.fields.updatedAt === '') throw fieldError('fields.updatedAt', 'is required');
   return config;
@@ -245,28 +249,12 @@ export interface CrmFlags {
   crmDedupeWindow?: number | string;
 }
 
-function flagInt(raw: number | string | undefined, field: string): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = typeof raw === 'number' ? raw : Number(raw);
-  if (!Number.isFinite(n)) throw fieldError(field, `must be a number, got "${String(raw)}"`);
-  return n;
-}
-
 /**
  * The CRM configuration from flags > SYNCCTL_CRM_* environment > profile > defaults, validated.
  * Keys are the camelCase flag names (`crmUrl` ↔ --crm-url ↔ SYNCCTL_CRM_URL).
  */
 export function crmConfigFromSettings(settings: SettingsSource, flags: CrmFlags = {}): CrmSourceConfig {
-  const str = (key: keyof CrmFlags): string | undefined => {
-    const flag = flags[key];
-    return pick<string>(settings, key, flag === undefined ? undefined : String(flag));
-  };
-  const num = (key: keyof CrmFlags, field: string): number | undefined => {
-    const flag = flagInt(flags[key], field);
-    // A string pick then a checked conversion, so a bad env value names its variable.
-    const raw = pick<string>(settings, key, flag === undefined ? undefined : String(flag));
-    return flagInt(raw, field);
-  };
+  const { str, num } = settingReaders(settings, flags, fieldError);
   return resolveCrmConfig({
     baseUrl: str('crmUrl'),
     token: str('crmToken'),
@@ -303,33 +291,13 @@ export type CrmCursor =
   | { style: CrmPaginationStyle; kind: 'url'; url: string }
   | { style: CrmPaginationStyle; kind: 'page'; page: number };
 
-export interface CrmSourceStats extends SourceStats {
-  records: number;
-  rejects: number;
-  duplicatesDropped: number;
-}
+export type CrmSourceStats = SourceRecordStats;
 
 /** One HTTP page as got.paginate yields it. */
 interface FetchedPage {
   url: string;
   records: unknown[];
   next: CrmCursor | null;
-}
-
-/** Reads a dot path; a key that itself contains dots (e.g. "@odata.nextLink") is matched whole first. */
-export function readPath(value: unknown, path: string): unknown {
-  if (path === '') return value;
-  if (value === null || typeof value !== 'object') return undefined;
-  const obj = value as Record<string, unknown>;
-  if (Object.hasOwn(obj, path)) return obj[path];
-  for (let dot = path.indexOf('.'); dot !== -1; dot = path.indexOf('.', dot + 1)) {
-    const head = path.slice(0, dot);
-    if (Object.hasOwn(obj, head)) {
-      const found = readPath(obj[head], path.slice(dot + 1));
-      if (found !== undefined) return found;
-    }
-  }
-  return undefined;
 }
 
 function toIso(value: unknown): string | null {
@@ -345,25 +313,6 @@ function describeStatus(response: Response | undefined): string {
   return `${response.statusCode} ${response.statusMessage ?? ''}`.trim() + ` (${type})`;
 }
 
-/** A small LRU of id → content hash, to drop exact repeats across page boundaries cheaply. */
-class RecentIds {
-  private readonly map = new Map<string, string>();
-  constructor(private readonly limit: number) {}
-
-  /** True when (id, hash) was seen recently; records it either way. */
-  seen(id: string, hash: string): boolean {
-    if (this.limit === 0) return false;
-    const previous = this.map.get(id);
-    this.map.delete(id);
-    this.map.set(id, hash);
-    if (this.map.size > this.limit) {
-      const oldest = this.map.keys().next().value;
-      if (oldest !== undefined) this.map.delete(oldest);
-    }
-    return previous === hash;
-  }
-}
-
 export interface CrmSourceOptions {
   logger?: Logger;
 }
@@ -374,14 +323,7 @@ export class CrmSource implements SourceConnector {
   private readonly http: Got;
   private readonly origin: string;
   private readonly logger: Logger | undefined;
-  private readonly counters: CrmSourceStats = {
-    requests: 0,
-    retries: 0,
-    pages: 0,
-    records: 0,
-    rejects: 0,
-    duplicatesDropped: 0,
-  };
+  private readonly counters: CrmSourceStats = emptyRecordStats();
 
   constructor(input: CrmSourceInput | CrmSourceConfig, options: CrmSourceOptions = {}) {
     this.config = resolveCrmConfig(input);
@@ -571,69 +513,48 @@ export class CrmSource implements SourceConnector {
     return url;
   }
 
-  private toEnvelopes(
-    records: unknown[],
-    recent: RecentIds,
-  ): { envelopes: Envelope[]; rejects: SourceReject[]; highWater: string | null } {
+  /** One CRM record as an envelope's parts (a delete carries no data), or why it is rejected. */
+  private readRecord(record: unknown): RecordReading {
     const { fields } = this.config;
-    const envelopes: Envelope[] = [];
-    const rejects: SourceReject[] = [];
-    let highWater: string | null = null;
-    const fetchedAt = new Date().toISOString();
-    for (const record of records) {
-      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-        rejects.push({
-          reason: 'record is not a JSON object',
-          raw: JSON.stringify(record) ?? String(record),
-        });
-        continue;
-      }
-      const data = record as Record<string, unknown>;
-      const rawId = readPath(data, fields.id);
-      if ((typeof rawId !== 'string' || rawId === '') && typeof rawId !== 'number') {
-        rejects.push({ reason: `record has no id (field "${fields.id}")`, raw: JSON.stringify(record) });
-        continue;
-      }
-      const id = String(rawId);
-      const rawUpdated = readPath(data, fields.updatedAt);
-      const updatedAt = toIso(rawUpdated);
-      if (updatedAt === null) {
-        rejects.push({
+    if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+      return {
+        reject: { reason: 'record is not a JSON object', raw: JSON.stringify(record) ?? String(record) },
+      };
+    }
+    const data = record as Record<string, unknown>;
+    const rawId = readPath(data, fields.id);
+    if ((typeof rawId !== 'string' || rawId === '') && typeof rawId !== 'number') {
+      return { reject: { reason: `record has no id (field "${fields.id}")`, raw: JSON.stringify(record) } };
+    }
+    const id = String(rawId);
+    const rawUpdated = readPath(data, fields.updatedAt);
+    const updatedAt = toIso(rawUpdated);
+    if (updatedAt === null) {
+      return {
+        reject: {
           reason: `record ${id} has no valid modification time in "${fields.updatedAt}" (got ${JSON.stringify(rawUpdated) ?? 'nothing'})`,
           raw: JSON.stringify(record),
-        });
-        continue;
-      }
-      let version: number | null = null;
-      if (fields.version !== '') {
-        const v = Number(readPath(data, fields.version));
-        if (Number.isFinite(v)) version = v;
-      }
-      const deletedFlag = fields.deleted !== '' && readPath(data, fields.deleted) === true;
-      const deletedAt = fields.deletedAt === '' ? undefined : readPath(data, fields.deletedAt);
-      const op =
-        deletedFlag || (deletedAt !== undefined && deletedAt !== null && deletedAt !== '')
-          ? 'delete'
-          : 'upsert';
-      const payload = op === 'delete' ? null : data;
-      if (recent.seen(id, contentHashOf(op, payload))) {
-        this.counters.duplicatesDropped++;
-        continue;
-      }
-      envelopes.push(
-        makeEnvelope({
-          source: 'crm',
-          id,
-          op,
-          data: payload,
-          sourceUpdatedAt: updatedAt,
-          sourceVersion: version,
-          fetchedAt,
-        }),
-      );
-      if (highWater === null || updatedAt > highWater) highWater = updatedAt;
+        },
+      };
     }
-    return { envelopes, rejects, highWater };
+    let version: number | null = null;
+    if (fields.version !== '') {
+      const v = Number(readPath(data, fields.version));
+      if (Number.isFinite(v)) version = v;
+    }
+    const deletedFlag = fields.deleted !== '' && readPath(data, fields.deleted) === true;
+    const deletedAt = fields.deletedAt === '' ? undefined : readPath(data, fields.deletedAt);
+    const op =
+      deletedFlag || (deletedAt !== undefined && deletedAt !== null && deletedAt !== '')
+        ? 'delete'
+        : 'upsert';
+    return {
+      id,
+      op,
+      data: op === 'delete' ? null : data,
+      sourceUpdatedAt: updatedAt,
+      sourceVersion: version,
+    };
   }
 
   /** Turns what got threw into the error an operator can act on. */
@@ -715,11 +636,12 @@ export class CrmSource implements SourceConnector {
 
   async *pages(window: FetchWindow, resumeFrom?: unknown): AsyncGenerator<SourcePage> {
     const start = this.startUrl(window, resumeFrom);
-    const recent = new RecentIds(this.config.dedupeWindow);
+    const records = new WindowRecords('crm', this.config.dedupeWindow, this.counters, (record) =>
+      this.readRecord(record),
+    );
     let pageNo = 1;
     let pagesDone = 0;
     let currentUrl = start.href;
-    let highWater: string | null = null;
     const iterator = this.http.paginate<FetchedPage, unknown>(start, {
       pagination: {
         // Each HTTP page becomes one item, so it keeps its own resume cursor.
@@ -741,14 +663,9 @@ export class CrmSource implements SourceConnector {
     });
     try {
       for await (const page of iterator) {
-        const built = this.toEnvelopes(page.records, recent);
-        if (built.highWater !== null && (highWater === null || built.highWater > highWater))
-          highWater = built.highWater;
-        this.counters.pages++;
-        this.counters.records += built.envelopes.length;
-        this.counters.rejects += built.rejects.length;
+        const built = records.page(page.records, page.next);
         pagesDone++;
-        yield { envelopes: built.envelopes, rejects: built.rejects, cursor: page.next, highWater };
+        yield built;
       }
     } catch (err) {
       throw this.explain(err, currentUrl, pageNo, pagesDone);

@@ -20,10 +20,25 @@ import {
   SyncError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
-import { contentHashOf, makeEnvelope, type Envelope } from '../records/envelope.js';
 import { redact } from '../redact.js';
-import { pick, type SettingsSource } from '../settings.js';
-import type { FetchWindow, SourceConnector, SourcePage, SourceReject, SourceStats } from './source.js';
+import type { SettingsSource } from '../settings.js';
+import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
+import {
+  WindowRecords,
+  emptyRecordStats,
+  readPath,
+  type RecordReading,
+  type SourceRecordStats,
+} from './source-records.js';
+import {
+  checkIntegers,
+  checkStrings,
+  definedOnly,
+  settingErrors,
+  settingReaders,
+} from './source-settings.js';
+
+export { readPath };
 
 export interface InventoryFieldMap {
   /** Field holding the product id (required on every product). */
@@ -186,17 +201,7 @@ const DEFAULTS: InventorySourceConfig = {
   dedupeWindow: 10_000,
 };
 
-function fieldError(field: string, problem: string): ConfigError {
-  const where = FIELD_SOURCES[field];
-  return new ConfigError(
-    `Inventory setting ${field} ${problem}`,
-    where ? { hint: `set it with ${where}` } : {},
-  );
-}
-
-function definedOnly<T extends object>(value: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
+const fieldError = settingErrors('Inventory', FIELD_SOURCES);
 
 function checkHttpUrl(value: string, field: string): void {
   let url: URL;
@@ -232,36 +237,42 @@ export function resolveInventoryConfig(input: InventorySourceInput): InventorySo
       'is required when the other credential is set',
     );
   }
-  for (const key of ['user', 'password', 'endpoint', 'operation', 'recordsPath', 'nextTokenPath'] as const) {
-    if (typeof config[key] !== 'string') throw fieldError(key, 'must be a string');
-  }
-  for (const key of Object.keys(config.request) as (keyof InventoryRequestMap)[]) {
-    if (typeof config.request[key] !== 'string') throw fieldError(`request.${key}`, 'must be a string');
-  }
-  for (const key of Object.keys(config.fields) as (keyof InventoryFieldMap)[]) {
-    if (typeof config.fields[key] !== 'string') throw fieldError(`fields.${key}`, 'must be a string');
-  }
+  checkStrings(
+    config,
+    ['user', 'password', 'endpoint', 'operation', 'recordsPath', 'nextTokenPath'],
+    fieldError,
+  );
+  checkStrings(
+    config.request,
+    Object.keys(config.request) as (keyof InventoryRequestMap)[],
+    fieldError,
+    'request.',
+  );
+  checkStrings(
+    config.fields,
+    Object.keys(config.fields) as (keyof InventoryFieldMap)[],
+    fieldError,
+    'fields.',
+  );
   for (const key of ['operation', 'recordsPath', 'nextTokenPath'] as const) {
     if (config[key] === '') throw fieldError(key, 'is required');
   }
   if (config.request.pageToken === '') throw fieldError('request.pageToken', 'is required');
   if (config.fields.id === '') throw fieldError('fields.id', 'is required');
   if (config.fields.modifiedAt === '') throw fieldError('fields.modifiedAt', 'is required');
-  const ints: [keyof InventorySourceConfig, number][] = [
-    ['pageSize', 1],
-    ['timeoutMs', 1],
-    ['retries', 0],
-    ['backoffBaseMs', 0],
-    ['backoffLimitMs', 0],
-    ['maxRetryAfterMs', 0],
-    ['dedupeWindow', 0],
-  ];
-  for (const [key, min] of ints) {
-    const value = config[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      throw fieldError(key, `must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-    }
-  }
+  checkIntegers(
+    config,
+    [
+      ['pageSize', 1],
+      ['timeoutMs', 1],
+      ['retries', 0],
+      ['backoffBaseMs', 0],
+      ['backoffLimitMs', 0],
+      ['maxRetryAfterMs', 0],
+      ['dedupeWindow', 0],
+    ],
+    fieldError,
+  );
   return config;
 }
 
@@ -291,13 +302,6 @@ export interface InventoryFlags {
   inventoryDedupeWindow?: number | string;
 }
 
-function toNumber(raw: number | string | undefined, field: string): number | undefined {
-  if (raw === undefined) return undefined;
-  const n = typeof raw === 'number' ? raw : Number(raw);
-  if (!Number.isFinite(n)) throw fieldError(field, `must be a number, got "${String(raw)}"`);
-  return n;
-}
-
 /**
  * The Inventory configuration from flags > SYNCCTL_INVENTORY_* environment > profile > defaults,
  * validated. Keys are the camelCase flag names (`inventoryWsdl` ↔ --inventory-wsdl ↔ SYNCCTL_INVENTORY_WSDL).
@@ -306,14 +310,7 @@ export function inventoryConfigFromSettings(
   settings: SettingsSource,
   flags: InventoryFlags = {},
 ): InventorySourceConfig {
-  const str = (key: keyof InventoryFlags): string | undefined => {
-    const flag = flags[key];
-    return pick<string>(settings, key, flag === undefined ? undefined : String(flag));
-  };
-  const num = (key: keyof InventoryFlags, field: string): number | undefined => {
-    // A string pick then a checked conversion, so a bad env value names its setting.
-    return toNumber(str(key), field);
-  };
+  const { str, num } = settingReaders(settings, flags, fieldError);
   return resolveInventoryConfig({
     wsdlUrl: str('inventoryWsdl'),
     user: str('inventoryUser'),
@@ -344,11 +341,7 @@ export function inventoryConfigFromSettings(
   });
 }
 
-export interface InventorySourceStats extends SourceStats {
-  records: number;
-  rejects: number;
-  duplicatesDropped: number;
-}
+export type InventorySourceStats = SourceRecordStats;
 
 export interface InventorySourceOptions {
   logger?: Logger;
@@ -356,22 +349,6 @@ export interface InventorySourceOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Injected for tests; defaults to Math.random (backoff jitter). */
   random?: () => number;
-}
-
-/** Reads a dot path; a key that itself contains dots is matched whole first. */
-export function readPath(value: unknown, path: string): unknown {
-  if (path === '') return value;
-  if (value === null || typeof value !== 'object') return undefined;
-  const obj = value as Record<string, unknown>;
-  if (Object.hasOwn(obj, path)) return obj[path];
-  for (let dot = path.indexOf('.'); dot !== -1; dot = path.indexOf('.', dot + 1)) {
-    const head = path.slice(0, dot);
-    if (Object.hasOwn(obj, head)) {
-      const found = readPath(obj[head], path.slice(dot + 1));
-      if (found !== undefined) return found;
-    }
-  }
-  return undefined;
 }
 
 /** Like readPath, but tells "an empty list" (a present element with nothing in it) from "no such element". */
@@ -428,25 +405,6 @@ function toPlain(value: unknown): unknown {
 
 function isDeletedValue(value: unknown): boolean {
   return value === true || value === 1 || (typeof value === 'string' && /^(true|1|yes)$/i.test(value.trim()));
-}
-
-/** A small LRU of id → content hash, to drop exact repeats across page boundaries cheaply. */
-class RecentIds {
-  private readonly map = new Map<string, string>();
-  constructor(private readonly limit: number) {}
-
-  /** True when (id, hash) was seen recently; records it either way. */
-  seen(id: string, hash: string): boolean {
-    if (this.limit === 0) return false;
-    const previous = this.map.get(id);
-    this.map.delete(id);
-    this.map.set(id, hash);
-    if (this.map.size > this.limit) {
-      const oldest = this.map.keys().next().value;
-      if (oldest !== undefined) this.map.delete(oldest);
-    }
-    return previous === hash;
-  }
 }
 
 /** What one failed attempt was, and whether another attempt may help. */
@@ -604,14 +562,7 @@ export class InventorySource implements SourceConnector {
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true });
   private client: soap.Client | undefined;
   private opening: Promise<soap.Client> | undefined;
-  private readonly counters: InventorySourceStats = {
-    requests: 0,
-    retries: 0,
-    pages: 0,
-    records: 0,
-    rejects: 0,
-    duplicatesDropped: 0,
-  };
+  private readonly counters: InventorySourceStats = emptyRecordStats();
 
   constructor(input: InventorySourceInput | InventorySourceConfig, options: InventorySourceOptions = {}) {
     this.config = resolveInventoryConfig(input);
@@ -810,66 +761,42 @@ export class InventorySource implements SourceConnector {
     });
   }
 
-  private toEnvelopes(
-    products: unknown[],
-    recent: RecentIds,
-  ): { envelopes: Envelope[]; rejects: SourceReject[]; highWater: string | null } {
+  /** One SOAP product as an envelope's parts, or why it is rejected. */
+  private readProduct(raw: unknown): RecordReading {
     const { fields } = this.config;
-    const envelopes: Envelope[] = [];
-    const rejects: SourceReject[] = [];
-    let highWater: string | null = null;
-    const fetchedAt = new Date().toISOString();
-    for (const raw of products) {
-      const plain = toPlain(raw);
-      if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
-        rejects.push({
+    const plain = toPlain(raw);
+    if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
+      return {
+        reject: {
           reason: 'product is not an XML element with fields',
           raw: JSON.stringify(plain) ?? String(plain),
-        });
-        continue;
-      }
-      const data = plain as Record<string, unknown>;
-      const rawId = readPath(data, fields.id);
-      if ((typeof rawId !== 'string' || rawId.trim() === '') && typeof rawId !== 'number') {
-        rejects.push({ reason: `product has no id (field "${fields.id}")`, raw: JSON.stringify(data) });
-        continue;
-      }
-      const id = String(rawId);
-      const rawModified = readPath(data, fields.modifiedAt);
-      const modifiedAt = toIso(rawModified);
-      if (modifiedAt === null) {
-        rejects.push({
+        },
+      };
+    }
+    const data = plain as Record<string, unknown>;
+    const rawId = readPath(data, fields.id);
+    if ((typeof rawId !== 'string' || rawId.trim() === '') && typeof rawId !== 'number') {
+      return { reject: { reason: `product has no id (field "${fields.id}")`, raw: JSON.stringify(data) } };
+    }
+    const id = String(rawId);
+    const rawModified = readPath(data, fields.modifiedAt);
+    const modifiedAt = toIso(rawModified);
+    if (modifiedAt === null) {
+      return {
+        reject: {
           reason: `product ${id} has no valid modification time in "${fields.modifiedAt}" (got ${JSON.stringify(rawModified) ?? 'nothing'})`,
           raw: JSON.stringify(data),
-        });
-        continue;
-      }
-      let version: number | null = null;
-      if (fields.version !== '') {
-        const v = Number(readPath(data, fields.version));
-        if (Number.isInteger(v)) version = v;
-      }
-      const op =
-        fields.deleted !== '' && isDeletedValue(readPath(data, fields.deleted)) ? 'delete' : 'upsert';
-      // A discontinued product keeps its last known fields: Analytics shows it as discontinued.
-      if (recent.seen(id, contentHashOf(op, data))) {
-        this.counters.duplicatesDropped++;
-        continue;
-      }
-      envelopes.push(
-        makeEnvelope({
-          source: 'inventory',
-          id,
-          op,
-          data,
-          sourceUpdatedAt: modifiedAt,
-          sourceVersion: version,
-          fetchedAt,
-        }),
-      );
-      if (highWater === null || modifiedAt > highWater) highWater = modifiedAt;
+        },
+      };
     }
-    return { envelopes, rejects, highWater };
+    let version: number | null = null;
+    if (fields.version !== '') {
+      const v = Number(readPath(data, fields.version));
+      if (Number.isInteger(v)) version = v;
+    }
+    const op = fields.deleted !== '' && isDeletedValue(readPath(data, fields.deleted)) ? 'delete' : 'upsert';
+    // A discontinued product keeps its last known fields: Analytics shows it as discontinued.
+    return { id, op, data, sourceUpdatedAt: modifiedAt, sourceVersion: version };
   }
 
   /**
@@ -884,10 +811,11 @@ export class InventorySource implements SourceConnector {
       );
     }
     const client = await this.open();
-    const recent = new RecentIds(this.config.dedupeWindow);
+    const records = new WindowRecords('inventory', this.config.dedupeWindow, this.counters, (raw) =>
+      this.readProduct(raw),
+    );
     let token: string | undefined = resumeFrom === undefined || resumeFrom === null ? undefined : resumeFrom;
     let pageNo = 1;
-    let highWater: string | null = null;
     for (;;) {
       const where = `${this.config.operation} page ${pageNo} (${describeToken(token)})`;
       const args = this.requestArgs(window, token);
@@ -897,12 +825,7 @@ export class InventorySource implements SourceConnector {
       } catch (err) {
         throw this.explain(err, where, token, pageNo - 1);
       }
-      const built = this.toEnvelopes(page.products, recent);
-      if (built.highWater !== null && (highWater === null || built.highWater > highWater))
-        highWater = built.highWater;
-      this.counters.pages++;
-      this.counters.records += built.envelopes.length;
-      this.counters.rejects += built.rejects.length;
+      const built = records.page(page.products, page.next);
       if (page.next !== null && page.next === token) {
         throw new SourceMalformedError(
           `the Inventory service returned the same page token again on ${where}: paging would never end`,
@@ -912,7 +835,7 @@ export class InventorySource implements SourceConnector {
           },
         );
       }
-      yield { envelopes: built.envelopes, rejects: built.rejects, cursor: page.next, highWater };
+      yield built;
       if (page.next === null) return;
       token = page.next;
       pageNo++;
