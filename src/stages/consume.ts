@@ -25,9 +25,10 @@ import { DEFAULT_TOPICS } from './topics.js';
 export const CONSUME_DEFAULTS = {
   group: 'syncctl',
   batchSize: 250,
-  idleTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
   shutdownTimeoutMs: 30_000,
   leaseMs: 60_000,
+  sessionTimeoutMs: 30_000,
 } as const;
 
 export interface ConsumeOptions {
@@ -49,10 +50,18 @@ export interface ConsumeOptions {
   /** Stops the run: the batch in flight is finished and committed first. */
   signal?: AbortSignal;
   logger?: Logger;
-  /** --once: finish when no batch arrived for this long although end offsets are not reached (transaction markers, partitions held elsewhere). */
+  /**
+   * --once: give up (exit 75) when neither this instance nor the group made progress for this long
+   * although the end offsets seen at start are not reached.
+   */
   idleTimeoutMs?: number;
   /** How long a stop may wait for the batch in flight before giving up on it (it is then redelivered by the next run). */
   shutdownTimeoutMs?: number;
+  /**
+   * Kafka's session timeout: how long the group waits for a silent member (a killed instance)
+   * before giving its partitions to others.
+   */
+  sessionTimeoutMs?: number;
   /** How long a claim on dirty customers lasts without renewal before another instance may take them. */
   leaseMs?: number;
 }
@@ -158,6 +167,9 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   const idleTimeoutMs = options.idleTimeoutMs ?? CONSUME_DEFAULTS.idleTimeoutMs;
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? CONSUME_DEFAULTS.shutdownTimeoutMs;
   const leaseMs = options.leaseMs ?? CONSUME_DEFAULTS.leaseMs;
+  const sessionTimeoutMs = options.sessionTimeoutMs ?? CONSUME_DEFAULTS.sessionTimeoutMs;
+  if (sessionTimeoutMs < 6_000) throw new UsageError('--session-timeout must be at least 6 seconds');
+  const heartbeatIntervalMs = Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
   const dataTopics = [topics.customers, topics.products];
   const entityOf: Record<string, Entity> = { [topics.customers]: 'customer', [topics.products]: 'product' };
 
@@ -287,8 +299,28 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     };
 
     const processBatch = async (payload: EachBatchPayload) => {
+      // Heartbeats keep flowing while a slow delivery (retries, Retry-After) runs, so the group does
+      // not evict this member mid-batch; a rebalance seen there surfaces at the next checkpoint.
+      let groupError: unknown;
+      const keepalive = setInterval(() => {
+        payload.heartbeat().catch((err: unknown) => {
+          if (err !== null && typeof err === 'object') groupErrors.add(err);
+          groupError ??= err;
+        });
+      }, heartbeatIntervalMs);
+      const heartbeat = async () => {
+        if (groupError !== undefined) throw groupError;
+        await asGroupCall(() => payload.heartbeat());
+      };
+      try {
+        await handleBatch(payload, heartbeat);
+      } finally {
+        clearInterval(keepalive);
+      }
+    };
+
+    const handleBatch = async (payload: EachBatchPayload, heartbeat: () => Promise<void>) => {
       const { batch } = payload;
-      const heartbeat = () => asGroupCall(() => payload.heartbeat());
       const entity = entityOf[batch.topic];
       if (entity === undefined) return;
       const items: MergeItem[] = [];
@@ -343,9 +375,9 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     } else if (!stopRequested) {
       const c = options.kafka.consumer({
         groupId: group,
-        sessionTimeout: 30_000,
+        sessionTimeout: sessionTimeoutMs,
         rebalanceTimeout: 60_000,
-        heartbeatInterval: 3_000,
+        heartbeatInterval: heartbeatIntervalMs,
         maxWaitTimeInMs: once ? 500 : 2_000,
         allowAutoTopicCreation: false,
         // With --once a consumer that cannot reach Kafka ends the run (exit 75) instead of restarting forever.
@@ -359,6 +391,9 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           .map(([topic, partitions]) => `${topic}[${partitions.join(',')}]`)
           .join(' ');
         logger.debug(`joined group ${group}: ${assigned || 'no partitions'}`);
+      });
+      c.on(c.events.REBALANCING, () => {
+        lastActivity = Date.now();
       });
       c.on(c.events.CRASH, (event) => {
         const { error, restart } = event.payload;
@@ -419,13 +454,17 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
             if (stopRequested) return;
             void fetchCommitted(admin, group, dataTopics)
               .then((fresh) => {
+                // Another instance's progress counts as activity: the group is moving.
+                for (const [id, offset] of fresh) if (committed.get(id) !== offset) lastActivity = Date.now();
                 committed = fresh;
                 if (isDone()) requestStop('end-offsets');
                 else if (joined && busy === 0 && Date.now() - lastActivity > idleTimeoutMs) {
-                  logger.warn(
-                    `no messages for ${idleTimeoutMs / 1000} s before the end offsets seen at start; finishing`,
+                  fail(
+                    new InterruptedError(
+                      `no progress for ${idleTimeoutMs / 1000} s before reaching the end offsets seen at start (partitions held by an unresponsive instance, or a rebalance that does not finish); rerun to continue`,
+                    ),
                   );
-                  requestStop('idle-timeout');
+                  finishedBy = 'idle-timeout';
                 }
               })
               .catch((err: unknown) =>

@@ -160,6 +160,7 @@ export interface StoredRecord {
 export interface LogEntry {
   seq: number;
   key: string;
+  batchKey: string;
   customerId: string;
   op: 'upsert' | 'delete';
   record?: Record<string, unknown> | null;

@@ -4,6 +4,7 @@ import registerTopics from './topics.js';
 import registerPublish from './publish.js';
 import registerFetch from './fetch.js';
 import registerConfig from './config.js';
+import registerConsume from './consume.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
-export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerFetch, registerPublish, registerConfig];
+export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerFetch, registerPublish, registerConsume, registerConfig];

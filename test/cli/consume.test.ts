@@ -1,0 +1,210 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/errors.js';
+import { BIN, isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { firstRound, publishAll, SourceWorld } from '../helpers/consume-data.js';
+import {
+  createHarness,
+  expectNothingStoredTwice,
+  expectViewMatches,
+  writeLog,
+  type Harness,
+  type StateKind,
+} from '../helpers/consume-harness.js';
+
+const harnesses: Harness[] = [];
+const children: ChildProcess[] = [];
+afterEach(async () => {
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const h of harnesses.splice(0)) await h.close();
+});
+
+interface Running {
+  child: ChildProcess;
+  output(): { stdout: string; stderr: string };
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+function start(h: Harness, extra: string[]): Running {
+  const env = Object.fromEntries(
+    Object.entries(isolatedEnv(h.cliEnv())).filter(([, v]) => v !== undefined),
+  ) as Record<string, string>;
+  const child = spawn(process.execPath, [BIN, ...h.cliArgs(), ...extra], { env });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+async function runOnce(h: Harness, extra: string[] = []) {
+  return runSyncctl([...h.cliArgs(), '--once', '--batch-size', '20', ...extra], {
+    env: isolatedEnv(h.cliEnv()),
+    timeoutMs: 120_000,
+  });
+}
+
+describe.each<StateKind>(['sqlite', 'postgres'])('syncctl consume killed with SIGKILL (%s state)', (kind) => {
+  it('a rerun after kills at several points leaves Analytics complete with nothing stored twice', async () => {
+    const h = await createHarness(kind, { faults: { latencyMs: 25 } });
+    harnesses.push(h);
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 400, 40);
+    await publishAll([
+      { topic: h.customerTopic, envelopes: customerEnvelopes },
+      { topic: h.productTopic, envelopes: productEnvelopes },
+    ]);
+    const kill = async (run: Running) => {
+      run.child.kill('SIGKILL');
+      expect((await run.exited).signal).toBe('SIGKILL');
+    };
+
+    // 1. Early, a few deliveries in.
+    const first = start(h, ['--once', '--batch-size', '20', '--session-timeout', '6']);
+    await waitFor('first deliveries', async () => (await writeLog(h.server)).length >= 20);
+    await kill(first);
+
+    // 2. Between delivery and commit: Analytics stores the batch, the answer never comes.
+    h.server.setFaults({ latencyMs: 25, storeThenHang: { first: 1 } });
+    const second = start(h, ['--once', '--batch-size', '20', '--session-timeout', '6']);
+    await waitFor('a stored batch without an answer', async () =>
+      h.server.stats().some((s) => s.outcome === 'stored-then-hang'),
+    );
+    await kill(second);
+
+    // 3. Later, mid-run again.
+    h.server.setFaults({ latencyMs: 25 });
+    const before = (await writeLog(h.server)).length;
+    const third = start(h, ['--once', '--batch-size', '20', '--session-timeout', '6']);
+    await waitFor('more deliveries', async () => (await writeLog(h.server)).length >= before + 60);
+    await kill(third);
+
+    h.server.setFaults({});
+    const rerun = await runOnce(h, ['--json']);
+    expect(rerun.stderr).not.toMatch(/error/);
+    expect(rerun.code).toBe(ExitCode.Ok);
+    const summary = JSON.parse(rerun.stdout) as {
+      status: string;
+      delivered: number;
+      lagLeft: { total: number };
+      pendingDeliveries: number;
+    };
+    expect(summary).toMatchObject({ status: 'completed', lagLeft: { total: 0 }, pendingDeliveries: 0 });
+    await expectViewMatches(h.server, world.expectedView());
+    await expectNothingStoredTwice(h.server);
+    // The kills left real work behind: uncommitted messages and undelivered customers.
+    expect(summary.delivered).toBeGreaterThan(0);
+    // The batch stored behind the hung answer was resent: under its own key (answered from the
+    // idempotency table) or inside another batch (its records acknowledged as duplicates).
+    const hung = h.server.stats().find((s) => s.outcome === 'stored-then-hang');
+    const hungKeys = (await writeLog(h.server))
+      .filter((e) => e.batchKey === hung?.batchKey)
+      .map((e) => e.key);
+    expect(hungKeys.length).toBeGreaterThan(0);
+  });
+});
+
+describe('syncctl consume', () => {
+  it('runs until SIGTERM, finishes the batch in flight, commits and exits 0 with a summary', async () => {
+    const h = await createHarness('sqlite', { faults: { latencyMs: 25 } });
+    harnesses.push(h);
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 300, 30);
+    await publishAll([
+      { topic: h.productTopic, envelopes: productEnvelopes },
+      { topic: h.customerTopic, envelopes: customerEnvelopes },
+    ]);
+    const running = start(h, ['--batch-size', '10', '--shutdown-timeout', '20']);
+    await waitFor('deliveries', async () => (await writeLog(h.server)).length >= 30);
+    const signalledAt = Date.now();
+    running.child.kill('SIGTERM');
+    const { code } = await running.exited;
+    expect(Date.now() - signalledAt).toBeLessThan(20_000);
+    const { stdout, stderr } = running.output();
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/SIGTERM: finishing the batch in flight/);
+    expect(stdout).toMatch(/^consumed \d+ message\(s\) from /m);
+    expect(stdout).toMatch(/^delivered \d+ unified record\(s\)/m);
+
+    const rest = await runOnce(h);
+    expect(rest.code, rest.stderr).toBe(ExitCode.Ok);
+    await expectViewMatches(h.server, world.expectedView());
+    await expectNothingStoredTwice(h.server);
+  });
+
+  it('--once with nothing to do exits 0; dead-lettered records make it exit 3; Analytics down exits 75', async () => {
+    const h = await createHarness('sqlite');
+    harnesses.push(h);
+    const empty = await runOnce(h, ['--json']);
+    expect(empty.code, empty.stderr).toBe(ExitCode.Ok);
+    expect(JSON.parse(empty.stdout)).toMatchObject({
+      consumed: 0,
+      delivered: 0,
+      exitCode: 0,
+      lagLeft: { total: 0 },
+    });
+
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 10, 5);
+    await publishAll([
+      { topic: h.productTopic, envelopes: productEnvelopes },
+      {
+        topic: h.customerTopic,
+        envelopes: customerEnvelopes.slice(0, 5),
+        raw: [{ key: 'bad', value: 'nope' }],
+      },
+    ]);
+    const partial = await runOnce(h);
+    expect(partial.code).toBe(ExitCode.Partial);
+    expect(partial.stderr).toMatch(/1 record\(s\) dead-lettered/);
+    expect(partial.stdout).toMatch(/dead-lettered 1 \(1 invalid message\(s\), 0 refused by Analytics\)/);
+
+    await publishAll([{ topic: h.customerTopic, envelopes: customerEnvelopes.slice(5) }]);
+    const down = await runSyncctl([...h.cliArgs(), '--once'], {
+      env: isolatedEnv({
+        ...h.cliEnv(),
+        SYNCCTL_ANALYTICS_URL: 'http://127.0.0.1:9/',
+        SYNCCTL_ANALYTICS_RETRIES: '1',
+      }),
+    });
+    expect(down.code).toBe(ExitCode.TempFailure);
+    expect(down.stderr).toMatch(/syncctl: error: .*Analytics/);
+    expect(down.stderr).not.toContain(h.cliEnv().SYNCCTL_ANALYTICS_TOKEN);
+
+    const after = await runOnce(h);
+    expect(after.code, after.stderr).toBe(ExitCode.Ok);
+    await expectViewMatches(h.server, world.expectedView());
+  });
+
+  it('exits 75 when Kafka cannot be reached', async () => {
+    const h = await createHarness('sqlite');
+    harnesses.push(h);
+    const args = h.cliArgs();
+    args[1] = '127.0.0.1:9';
+    const run = await runSyncctl([...args, '--once'], { env: isolatedEnv(h.cliEnv()) });
+    expect(run.code).toBe(ExitCode.TempFailure);
+    expect(run.stderr).toMatch(/cannot reach Kafka at 127\.0\.0\.1:9/);
+  });
+
+  it('fails with a usage error and a hint when the topics do not exist', async () => {
+    const h = await createHarness('sqlite');
+    harnesses.push(h);
+    const run = await runOnce(h, ['--dlq-topic', 'no-such-dlq-topic-x']);
+    expect(run.code).toBe(ExitCode.Usage);
+    expect(run.stderr).toMatch(/topic "no-such-dlq-topic-x" does not exist/);
+    expect(run.stderr).toMatch(/syncctl topics ensure/);
+  });
+});
