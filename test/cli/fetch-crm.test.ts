@@ -230,6 +230,29 @@ describe('syncctl fetch --source crm', () => {
     expect(summaryOf(run.stdout)).toMatchObject({ pages: 5, records: 90 });
   });
 
+  it('takes settings from a config profile, below flags', async () => {
+    const server = await crm({ count: 70 });
+    const dir = tempDir();
+    const env = envFor(server, dir, { SYNCCTL_CRM_URL: '', SYNCCTL_CRM_TOKEN: '' });
+    const out = join(dir, 'profile.ndjson');
+    for (const [key, value] of [
+      ['source', 'crm'],
+      ['crm-url', server.url],
+      ['crm-token', TOKEN],
+      ['crm-page-size', '30'],
+      ['out', join(dir, 'overridden.ndjson')],
+    ]) {
+      const set = await runSyncctl(['--profile', 'ops', 'config', 'set', key as string, value as string], {
+        env,
+      });
+      expect(set.code, set.stderr).toBe(0);
+    }
+    const run = await runSyncctl(['--profile', 'ops', '--json', 'fetch', '--out', out], { env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(readNdjson(out)).toHaveLength(70);
+    expect(summaryOf(run.stdout)).toMatchObject({ pages: 3, records: 70 });
+  });
+
   describe('permanent failures stop at once, say what to fix and claim nothing', () => {
     const cases: {
       name: string;

@@ -96,14 +96,16 @@ Examples:
   $ eval "$(syncctl sandbox env)"; syncctl fetch --source crm | jq -c '{id, op}'
 
 Checkpoints live in the state store (--state / SYNCCTL_STATE; default <state dir>/state.db):
-  fetch:<source>                                 incremental high-water mark + an interrupted run
+  fetch:<source>                                  incremental high-water mark + an interrupted run
   fetch:<source>:backfill:<since>/<until>[:<w>]   a backfill range and its windows
 A plain run moves the high-water mark when it completes; --full moves it too (it saw everything);
 --since/--until never move it. A killed run continues from its last durable page when rerun.
 
 Summary: on stdout, or on stderr when the NDJSON itself goes to stdout (also with --json).
 Rejected records go to --rejects (default <out>.rejects.ndjson, or ./syncctl-fetch-<source>-rejects.ndjson)
-and make the exit code 3.`;
+and make the exit code 3.
+Every flag is also a SYNCCTL_<FLAG> variable (SYNCCTL_SOURCE, SYNCCTL_CRM_URL, SYNCCTL_WINDOW, …) and a
+profile key (crmUrl, window, …): flags > environment > profile > defaults.`;
 
 function describeSummary(s: FetchSummary): string {
   const secs = (s.durationMs / 1000).toFixed(2);
