@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# npm run demo: the main job on a private sandbox, torn down at the end whatever happens.
+# npm run demo: the whole pipeline on a private, throw-away sandbox (torn down whatever happens):
+# CRM + Inventory → fetch → Kafka → consume → Analytics, then a second, incremental round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SYNCCTL_SANDBOX_DIR="${SYNCCTL_SANDBOX_DIR:-$(mktemp -d -t syncctl-demo-XXXXXX)}"
@@ -8,24 +9,37 @@ syncctl() { node bin/syncctl "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 trap 'step "sandbox down"; syncctl sandbox down || true' EXIT
 
-step "sandbox up (Kafka broker + fixture CRM, Inventory, Analytics)"
+# Talks to the fixture systems' read-back and control endpoints (what a test would compare).
+http() { node scripts/demo-http.mjs "$@"; }
+
+step "sandbox up: a Kafka broker plus fixture CRM (REST), Inventory (SOAP) and Analytics"
 syncctl sandbox up
 eval "$(syncctl sandbox env)"
 
 step "topics ensure"
 syncctl topics ensure --partitions 6
 
-work="$SYNCCTL_SANDBOX_DIR/work"
-mkdir -p "$work"
-step "publish a generated sample file (20,000 envelopes, two bad lines)"
-node scripts/sample-envelopes.mjs 20000 5000 > "$work/customers.ndjson"
-printf '{"broken json\n{"schemaVersion":1,"source":"crm"}\n' >> "$work/customers.ndjson"
-set +e
-syncctl publish --topic customer_data --in "$work/customers.ndjson"
-code=$?
-set -e
-echo "publish exit code: $code (3 = finished, some lines rejected)"
-echo "rejected lines:"; cat "$work/customers.ndjson.rejects.ndjson"
+step "fetch customers from the CRM straight into Kafka"
+syncctl fetch --source crm --publish
+step "fetch products from the Inventory (SOAP) straight into Kafka"
+syncctl fetch --source inventory --publish
 
 step "what landed, per partition"
-syncctl topics describe customer_data
+syncctl topics describe
+
+step "consume --once: merge customers with their products, dedupe, deliver to Analytics"
+syncctl consume --once
+
+step "Analytics now holds"
+http analytics-summary
+
+step "the source systems change: 25 customers updated, 5 archived, 10 products changed, 2 discontinued"
+http mutate
+
+step "second round: incremental fetches move only what changed"
+syncctl fetch --source crm --publish
+syncctl fetch --source inventory --publish
+syncctl consume --once
+
+step "Analytics now holds"
+http analytics-summary
