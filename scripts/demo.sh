@@ -7,7 +7,10 @@ export SYNCCTL_SANDBOX_DIR="${SYNCCTL_SANDBOX_DIR:-$(mktemp -d -t syncctl-demo-X
 export SYNCCTL_STATE_DIR="$SYNCCTL_SANDBOX_DIR/state"
 syncctl() { node bin/syncctl "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-trap 'step "sandbox down"; syncctl sandbox down || true' EXIT
+# Whatever ends the demo (an error, Ctrl-C, a closed pipe such as `| head`), stop the sandbox.
+trap 'step "sandbox down" >&2; syncctl sandbox down >&2 || true' EXIT
+trap 'exit 130' INT TERM
+trap '' PIPE
 
 # Talks to the fixture systems' read-back and control endpoints (what a test would compare).
 http() { node scripts/demo-http.mjs "$@"; }
