@@ -165,6 +165,8 @@ function placeholders(n: number): string {
 }
 
 const RETRYABLE_PG = new Set(['40P01', '40001']);
+/** First key of the two-key advisory locks on product ids (the second is the id's hash). */
+const PRODUCT_LOCK_SPACE = 7351002;
 
 /** This process's identity in claims: host/pid/random, so a restarted process never mistakes old claims for its own. */
 export function newOwnerId(): string {
@@ -248,6 +250,7 @@ export class MergeStore {
   async mergeBatch(items: MergeItem[]): Promise<MergeBatchResult> {
     if (items.length === 0) return { outcomes: [], gen: null, dirtied: 0 };
     return this.tx(async (tx) => {
+      if (tx.kind === 'postgres') await this.lockProductKeys(tx, items);
       const customers = new Set<string>();
       const products = new Set<string>();
       const outcomes: MergeOutcome[] = [];
@@ -282,6 +285,33 @@ export class MergeStore {
       }
       return { outcomes, gen, dirtied };
     });
+  }
+
+  /**
+   * PostgreSQL only (SQLite runs one writer at a time). Without this, instance A could merge a
+   * customer referencing product P and deliver it while instance B merges P: B's "mark every
+   * customer referencing P" does not see A's uncommitted reference, A's build does not see B's
+   * uncommitted product, and the customer would stay delivered with P unresolved. A product merge
+   * takes P's key exclusively, a customer merge takes its references' keys shared, all in one
+   * sorted statement at the start of the transaction, so the two serialise.
+   */
+  private async lockProductKeys(tx: Db, items: MergeItem[]): Promise<void> {
+    const keys = new Map<string, boolean>();
+    for (const item of items) {
+      if (item.entity === 'product') keys.set(item.id, true);
+      else if (item.envelope?.op === 'upsert') {
+        for (const id of this.productIdsOf(item.envelope.data)) if (!keys.has(id)) keys.set(id, false);
+      }
+    }
+    if (keys.size === 0) return;
+    const list = JSON.stringify([...keys].map(([id, exclusive]) => ({ id, x: exclusive })));
+    await tx.query(
+      `SELECT CASE WHEN x THEN pg_advisory_xact_lock(${PRODUCT_LOCK_SPACE}, h)::text
+                   ELSE pg_advisory_xact_lock_shared(${PRODUCT_LOCK_SPACE}, h)::text END AS locked
+       FROM (SELECT hashtext(e->>'id') AS h, bool_or((e->>'x')::boolean) AS x
+             FROM json_array_elements(?::json) AS e GROUP BY 1 ORDER BY 1) AS k`,
+      [list],
+    );
   }
 
   private async mergeOne(tx: Db, item: MergeItem): Promise<MergeOutcome> {

@@ -374,4 +374,50 @@ describe('MergeStore on shared PostgreSQL', () => {
       expect(record.customer.name).toBe(`Name ${id} v3`);
     }
   });
+
+  it('a product merged while another instance merges a customer referencing it is never missed', async () => {
+    // The race: instance A merges customer C (reference → P, C dirty) and delivers C at once, while
+    // instance B merges P. If B's "mark customers referencing P" cannot see A's reference yet and A's
+    // delivery cannot see P yet, C would stay delivered with P unresolved and never be marked again.
+    const { url } = await openStore('postgres');
+    const dbA = await openDb(url);
+    const dbB = await openDb(url);
+    cleanups.push(
+      () => dbA.close(),
+      () => dbB.close(),
+    );
+    const a = await MergeStore.open(dbA);
+    const b = await MergeStore.open(dbB);
+    const owner = newOwnerId();
+    const missed: string[] = [];
+    // B's batch marks P's customers first (ids sort first) and commits only after many more
+    // products, which widens the window in which the race would strike.
+    const filler = (i: number) => Array.from({ length: 150 }, (_, k) => product(`ZP${i}-${k}`, 1));
+    for (let i = 0; i < 30; i++) {
+      const c = `RC${i}`;
+      const p = `RP${i}`;
+      let delivered: string[] = [];
+      const batchB = [product(p, 1), ...filler(i)];
+      await Promise.all([
+        (async () => {
+          await new Promise((resolve) => setTimeout(resolve, i * 8));
+          await a.mergeBatch([customer(c, 1, [p])]);
+          const claims = await a.claim(owner, 10, 60_000);
+          const built = await a.buildUnified(claims.map((x) => x.customerId));
+          const record = built.get(c)?.delivery.sink.record as { unresolvedProductIds: string[] } | undefined;
+          delivered = record?.unresolvedProductIds ?? [];
+          await a.complete(
+            owner,
+            claims.map((x) => ({ customerId: x.customerId, gen: x.gen, outcome: 'skipped' as const })),
+          );
+        })(),
+        b.mergeBatch(batchB),
+      ]);
+      const stillDirty =
+        (await dbA.query('SELECT 1 FROM consume_dirty WHERE customer_id = ?', [c])).length > 0;
+      if (delivered.includes(p) && !stillDirty) missed.push(c);
+      await dbA.run('DELETE FROM consume_dirty');
+    }
+    expect(missed).toEqual([]);
+  });
 });
