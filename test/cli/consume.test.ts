@@ -145,7 +145,7 @@ describe('syncctl consume', () => {
     await expectNothingStoredTwice(h.server);
   });
 
-  it('--once with nothing to do exits 0; dead-lettered records make it exit 3; Analytics down exits 75', async () => {
+  it('--once with nothing to do exits 0; dead-lettered records make it exit 3; Analytics down 75; refused token 1', async () => {
     const h = await createHarness('sqlite');
     harnesses.push(h);
     const empty = await runOnce(h, ['--json']);
@@ -183,6 +183,13 @@ describe('syncctl consume', () => {
     expect(down.code).toBe(ExitCode.TempFailure);
     expect(down.stderr).toMatch(/syncctl: error: .*Analytics/);
     expect(down.stderr).not.toContain(h.cliEnv().SYNCCTL_ANALYTICS_TOKEN);
+
+    const refused = await runSyncctl([...h.cliArgs(), '--once'], {
+      env: isolatedEnv({ ...h.cliEnv(), SYNCCTL_ANALYTICS_TOKEN: 'wrong-token-a1b2c3d4' }),
+    });
+    expect(refused.code).toBe(ExitCode.Failure);
+    expect(refused.stderr).toMatch(/401/);
+    expect(refused.stderr).not.toContain('wrong-token-a1b2c3d4');
 
     const after = await runOnce(h);
     expect(after.code, after.stderr).toBe(ExitCode.Ok);
