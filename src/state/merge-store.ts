@@ -128,6 +128,25 @@ export interface MergeStoreOptions {
 }
 
 const TABLE: Record<Entity, string> = { customer: 'consume_customers', product: 'consume_products' };
+const ENTITY_COLUMNS = [
+  'id',
+  'deleted',
+  'data',
+  'source_version',
+  'source_updated_at',
+  'updated_ms',
+  'content_hash',
+  'src_topic',
+  'src_partition',
+  'src_offset',
+  'merged_at',
+];
+
+/** A row a merge changes, and whether it was stored before. */
+interface Changed {
+  row: EntityRow;
+  existed: boolean;
+}
 const IN_CHUNK = 500;
 
 function num(value: number | string | null | undefined): number | null {
@@ -164,7 +183,9 @@ function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(', ');
 }
 
-const RETRYABLE_PG = new Set(['40P01', '40001']);
+/** Our own signal that a transaction lost an insert race and must run again. */
+const CONCURRENT_INSERT = 'SYNCCTL_CONCURRENT_INSERT';
+const RETRYABLE = new Set(['40P01', '40001', CONCURRENT_INSERT]);
 /** First key of the two-key advisory locks on product ids (the second is the id's hash). */
 const PRODUCT_LOCK_SPACE = 7351002;
 
@@ -212,10 +233,6 @@ export class MergeStore {
     return extractProductIds(data, this.refPath);
   }
 
-  private get forUpdate(): string {
-    return this.db.kind === 'postgres' ? ' FOR UPDATE' : '';
-  }
-
   /** Runs a transaction, retrying PostgreSQL deadlocks and serialization failures between instances. */
   private async tx<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
@@ -223,7 +240,7 @@ export class MergeStore {
         return await this.db.transaction(fn);
       } catch (err) {
         const code = (err as { code?: string }).code;
-        if (code !== undefined && RETRYABLE_PG.has(code) && attempt < 8) {
+        if (code !== undefined && RETRYABLE.has(code) && attempt < 8) {
           await new Promise((resolve) => setTimeout(resolve, 20 * attempt + Math.random() * 50));
           continue;
         }
@@ -246,45 +263,160 @@ export class MergeStore {
   /**
    * Merges a batch in one transaction: each item replaces the stored version only when newer, and
    * every customer whose unified record may change is marked dirty in the same transaction.
+   *
+   * Set-based: the stored rows are read once (locked on PostgreSQL), the items applied in order in
+   * memory (several versions of one entity in a batch are fine), and the final states, references
+   * and dirty marks written with multi-row statements.
    */
   async mergeBatch(items: MergeItem[]): Promise<MergeBatchResult> {
     if (items.length === 0) return { outcomes: [], gen: null, dirtied: 0 };
     return this.tx(async (tx) => {
       if (tx.kind === 'postgres') await this.lockProductKeys(tx, items);
-      const customers = new Set<string>();
-      const products = new Set<string>();
-      const outcomes: MergeOutcome[] = [];
-      for (const item of items) {
-        const outcome = await this.mergeOne(tx, item);
-        outcomes.push(outcome);
-        if (outcome === 'applied') (item.entity === 'customer' ? customers : products).add(item.id);
+      const outcomes = new Array<MergeOutcome>(items.length);
+      const changed: Record<Entity, Map<string, Changed>> = { customer: new Map(), product: new Map() };
+      for (const entity of ['customer', 'product'] as const) {
+        const indexes = items.map((item, i) => (item.entity === entity ? i : -1)).filter((i) => i >= 0);
+        if (indexes.length === 0) continue;
+        const stored = await this.loadEntities(
+          entity,
+          indexes.map((i) => (items[i] as MergeItem).id),
+          tx,
+          true,
+        );
+        const current = new Map(stored);
+        for (const i of indexes) {
+          const item = items[i] as MergeItem;
+          const next = this.nextState(item, current.get(item.id));
+          if (next === 'unchanged' || next === 'stale') {
+            outcomes[i] = next;
+            continue;
+          }
+          outcomes[i] = 'applied';
+          const row: EntityRow = {
+            id: item.id,
+            deleted: next.deleted ? 1 : 0,
+            data: next.data === null ? null : JSON.stringify(next.data),
+            source_version: next.sourceVersion,
+            source_updated_at: next.sourceUpdatedAt,
+            updated_ms: next.updatedMs,
+            content_hash: next.contentHash,
+            src_topic: item.position.topic,
+            src_partition: item.position.partition,
+            src_offset: item.position.offset,
+          };
+          current.set(item.id, row);
+          changed[entity].set(item.id, { row, existed: stored.has(item.id) });
+        }
+        await this.writeEntities(tx, entity, changed[entity]);
       }
-      if (customers.size === 0 && products.size === 0) return { outcomes, gen: null, dirtied: 0 };
+      await this.writeRefs(tx, changed.customer);
+      const customers = [...changed.customer.keys()].sort();
+      const products = [...changed.product.keys()].sort();
+      if (customers.length === 0 && products.length === 0) return { outcomes, gen: null, dirtied: 0 };
       const gen = await this.nextGen(tx);
       const now = new Date().toISOString();
       let dirtied = 0;
       // Sorted, so two instances marking overlapping sets lock rows in the same order.
-      for (const id of [...customers].sort()) {
+      for (const part of chunks(customers)) {
         const { changes } = await tx.run(
-          `INSERT INTO consume_dirty (customer_id, gen, first_gen, marked_at) VALUES (?, ?, ?, ?)
+          `INSERT INTO consume_dirty (customer_id, gen, first_gen, marked_at)
+           VALUES ${part.map(() => '(?, ?, ?, ?)').join(', ')}
            ON CONFLICT (customer_id) DO UPDATE SET gen = excluded.gen, marked_at = excluded.marked_at`,
-          [id, gen, gen, now],
+          part.flatMap((id) => [id, gen, gen, now]),
         );
         dirtied += changes;
       }
-      for (const id of [...products].sort()) {
+      for (const part of chunks(products)) {
         // A changed or newly known product re-delivers every customer referencing it; that includes
         // customers that listed it as unresolved until now.
         const { changes } = await tx.run(
           `INSERT INTO consume_dirty (customer_id, gen, first_gen, marked_at)
-           SELECT customer_id, ?, ?, ? FROM consume_product_refs WHERE product_id = ?
+           SELECT customer_id, ${placeholders(3)} FROM (
+             SELECT DISTINCT customer_id FROM consume_product_refs WHERE product_id IN (${placeholders(part.length)})
+           ) AS referencing ORDER BY customer_id
            ON CONFLICT (customer_id) DO UPDATE SET gen = excluded.gen, marked_at = excluded.marked_at`,
-          [gen, gen, now, id],
+          [gen, gen, now, ...part],
         );
         dirtied += changes;
       }
       return { outcomes, gen, dirtied };
     });
+  }
+
+  private async writeEntities(tx: Db, entity: Entity, changed: Map<string, Changed>): Promise<void> {
+    const table = TABLE[entity];
+    const now = new Date().toISOString();
+    const values = (row: EntityRow): SqlValue[] => [
+      row.id,
+      Number(row.deleted),
+      row.data,
+      num(row.source_version),
+      row.source_updated_at,
+      num(row.updated_ms),
+      row.content_hash,
+      row.src_topic,
+      row.src_partition,
+      row.src_offset,
+      now,
+    ];
+    const tuple = `(${placeholders(ENTITY_COLUMNS.length)})`;
+    const sorted = [...changed.values()].sort((a, b) => (a.row.id < b.row.id ? -1 : 1));
+    // Rows read (and, on PostgreSQL, locked) above: overwrite them.
+    for (const part of chunks(
+      sorted.filter((c) => c.existed),
+      200,
+    )) {
+      await tx.run(
+        `INSERT INTO ${table} (${ENTITY_COLUMNS.join(', ')}) VALUES ${part.map(() => tuple).join(', ')}
+         ON CONFLICT (id) DO UPDATE SET ${ENTITY_COLUMNS.slice(1)
+           .map((c) => `${c} = excluded.${c}`)
+           .join(', ')}`,
+        part.flatMap((c) => values(c.row)),
+      );
+    }
+    // Rows that did not exist: another instance may have inserted one since. Then the whole
+    // transaction runs again and merges against that version instead of overwriting it.
+    for (const part of chunks(
+      sorted.filter((c) => !c.existed),
+      200,
+    )) {
+      const inserted = await tx.query<{ id: string }>(
+        `INSERT INTO ${table} (${ENTITY_COLUMNS.join(', ')}) VALUES ${part.map(() => tuple).join(', ')}
+         ON CONFLICT (id) DO NOTHING RETURNING id`,
+        part.flatMap((c) => values(c.row)),
+      );
+      if (inserted.length !== part.length) {
+        throw Object.assign(new Error(`a ${entity} was inserted concurrently by another instance`), {
+          code: CONCURRENT_INSERT,
+        });
+      }
+    }
+  }
+
+  /** Rewrites the product references of the changed customers (none for deleted ones). */
+  private async writeRefs(tx: Db, changed: Map<string, Changed>): Promise<void> {
+    const ids = [...changed.keys()].sort();
+    for (const part of chunks(ids)) {
+      await tx.run(
+        `DELETE FROM consume_product_refs WHERE customer_id IN (${placeholders(part.length)})`,
+        part,
+      );
+    }
+    const pairs: [string, string][] = [];
+    for (const id of ids) {
+      const { row } = changed.get(id) as Changed;
+      if (Number(row.deleted) === 1 || row.data === null) continue;
+      for (const productId of this.productIdsOf(JSON.parse(row.data) as Record<string, unknown>)) {
+        pairs.push([productId, id]);
+      }
+    }
+    for (const part of chunks(pairs)) {
+      await tx.run(
+        `INSERT INTO consume_product_refs (product_id, customer_id) VALUES ${part.map(() => '(?, ?)').join(', ')}
+         ON CONFLICT DO NOTHING`,
+        part.flat(),
+      );
+    }
   }
 
   /**
@@ -312,58 +444,6 @@ export class MergeStore {
              FROM json_array_elements(?::json) AS e GROUP BY 1 ORDER BY 1) AS k`,
       [list],
     );
-  }
-
-  private async mergeOne(tx: Db, item: MergeItem): Promise<MergeOutcome> {
-    const table = TABLE[item.entity];
-    for (;;) {
-      const rows = await tx.query<EntityRow>(`SELECT * FROM ${table} WHERE id = ?${this.forUpdate}`, [
-        item.id,
-      ]);
-      const row = rows[0];
-      const next = this.nextState(item, row);
-      if (next === 'unchanged' || next === 'stale') return next;
-      const params: SqlValue[] = [
-        next.deleted ? 1 : 0,
-        next.data === null ? null : JSON.stringify(next.data),
-        next.sourceVersion,
-        next.sourceUpdatedAt,
-        next.updatedMs,
-        next.contentHash,
-        item.position.topic,
-        item.position.partition,
-        item.position.offset,
-        new Date().toISOString(),
-      ];
-      if (row) {
-        await tx.run(
-          `UPDATE ${table} SET deleted = ?, data = ?, source_version = ?, source_updated_at = ?, updated_ms = ?,
-             content_hash = ?, src_topic = ?, src_partition = ?, src_offset = ?, merged_at = ? WHERE id = ?`,
-          [...params, item.id],
-        );
-      } else {
-        const { changes } = await tx.run(
-          `INSERT INTO ${table} (deleted, data, source_version, source_updated_at, updated_ms, content_hash,
-             src_topic, src_partition, src_offset, merged_at, id) VALUES (${placeholders(11)})
-           ON CONFLICT (id) DO NOTHING`,
-          [...params, item.id],
-        );
-        // Another instance inserted it between our read and write: compare against that version.
-        if (changes === 0) continue;
-      }
-      if (item.entity === 'customer') {
-        await tx.run('DELETE FROM consume_product_refs WHERE customer_id = ?', [item.id]);
-        if (!next.deleted) {
-          for (const productId of this.productIdsOf(next.data)) {
-            await tx.run(
-              'INSERT INTO consume_product_refs (product_id, customer_id) VALUES (?, ?) ON CONFLICT DO NOTHING',
-              [productId, item.id],
-            );
-          }
-        }
-      }
-      return 'applied';
-    }
   }
 
   /** What the row should become, or why it stays as it is. */
@@ -494,31 +574,39 @@ export class MergeStore {
       a.customerId < b.customerId ? -1 : a.customerId > b.customerId ? 1 : 0,
     );
     await this.tx(async (tx) => {
-      for (const c of sorted) {
-        if (c.outcome === 'delivered') {
+      const delivered = sorted.filter((c) => c.outcome === 'delivered');
+      for (const part of chunks(delivered, 200)) {
+        await tx.run(
+          `INSERT INTO consume_ledger (customer_id, delivered_hash, delivered_key, delivered_op, delivered_at)
+           VALUES ${part.map(() => '(?, ?, ?, ?, ?)').join(', ')}
+           ON CONFLICT (customer_id) DO UPDATE SET delivered_hash = excluded.delivered_hash,
+             delivered_key = excluded.delivered_key, delivered_op = excluded.delivered_op,
+             delivered_at = excluded.delivered_at`,
+          part.flatMap((c) => [c.customerId, c.hash, c.key, c.op, now]),
+        );
+      }
+      const dead = sorted.filter((c) => c.outcome === 'dead-lettered');
+      for (const part of chunks(dead, 200)) {
+        await tx.run(
+          `INSERT INTO consume_ledger (customer_id, dead_hash, dead_at)
+           VALUES ${part.map(() => '(?, ?, ?)').join(', ')}
+           ON CONFLICT (customer_id) DO UPDATE SET dead_hash = excluded.dead_hash, dead_at = excluded.dead_at`,
+          part.flatMap((c) => [c.customerId, c.hash, now]),
+        );
+      }
+      for (const part of chunks(sorted, 200)) {
+        const cleared = await tx.query<{ customer_id: string }>(
+          `DELETE FROM consume_dirty WHERE ${part.map(() => '(customer_id = ? AND gen = ?)').join(' OR ')}
+           RETURNING customer_id`,
+          part.flatMap((c) => [c.customerId, c.gen]),
+        );
+        const gone = new Set(cleared.map((r) => r.customer_id));
+        const remarked = part.filter((c) => !gone.has(c.customerId)).map((c) => c.customerId);
+        if (remarked.length > 0) {
           await tx.run(
-            `INSERT INTO consume_ledger (customer_id, delivered_hash, delivered_key, delivered_op, delivered_at)
-             VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (customer_id) DO UPDATE SET delivered_hash = excluded.delivered_hash,
-               delivered_key = excluded.delivered_key, delivered_op = excluded.delivered_op,
-               delivered_at = excluded.delivered_at`,
-            [c.customerId, c.hash, c.key, c.op, now],
-          );
-        } else if (c.outcome === 'dead-lettered') {
-          await tx.run(
-            `INSERT INTO consume_ledger (customer_id, dead_hash, dead_at) VALUES (?, ?, ?)
-             ON CONFLICT (customer_id) DO UPDATE SET dead_hash = excluded.dead_hash, dead_at = excluded.dead_at`,
-            [c.customerId, c.hash, now],
-          );
-        }
-        const { changes } = await tx.run('DELETE FROM consume_dirty WHERE customer_id = ? AND gen = ?', [
-          c.customerId,
-          c.gen,
-        ]);
-        if (changes === 0) {
-          await tx.run(
-            'UPDATE consume_dirty SET claimed_by = NULL, claim_until = NULL WHERE customer_id = ? AND claimed_by = ?',
-            [c.customerId, owner],
+            `UPDATE consume_dirty SET claimed_by = NULL, claim_until = NULL
+             WHERE claimed_by = ? AND customer_id IN (${placeholders(remarked.length)})`,
+            [owner, ...remarked],
           );
         }
       }
@@ -571,11 +659,17 @@ export class MergeStore {
     return out;
   }
 
-  private async loadEntities(entity: Entity, ids: string[]): Promise<Map<string, EntityRow>> {
+  private async loadEntities(
+    entity: Entity,
+    ids: string[],
+    db: Db = this.db,
+    lock = false,
+  ): Promise<Map<string, EntityRow>> {
     const out = new Map<string, EntityRow>();
-    for (const part of chunks([...new Set(ids)])) {
-      const rows = await this.db.query<EntityRow>(
-        `SELECT * FROM ${TABLE[entity]} WHERE id IN (${placeholders(part.length)})`,
+    const suffix = lock && db.kind === 'postgres' ? ' ORDER BY id FOR UPDATE' : '';
+    for (const part of chunks([...new Set(ids)].sort())) {
+      const rows = await db.query<EntityRow>(
+        `SELECT * FROM ${TABLE[entity]} WHERE id IN (${placeholders(part.length)})${suffix}`,
         part,
       );
       for (const r of rows) out.set(r.id, r);
