@@ -12,6 +12,8 @@ import {
   type StateKind,
 } from '../helpers/consume-harness.js';
 import { readAll, uniqueName } from '../helpers/kafka.js';
+import { openDb } from '../../src/state/db.js';
+import { MergeStore } from '../../src/state/merge-store.js';
 
 const harnesses: Harness[] = [];
 afterEach(async () => {
@@ -128,7 +130,9 @@ describe('consume --once under faults', () => {
       faults: {
         // Never more than three failures in a row, within the sink's retries.
         serverError: { every: 4 },
-        rateLimit: { every: 7, retryAfter: 1 },
+        hang: { every: 50 },
+        maxBatch: 12,
+        rateLimit: { every: 11, retryAfter: 1 },
         drop: { every: 9 },
         storeThenDrop: { every: 5 },
       },
@@ -148,6 +152,8 @@ describe('consume --once under faults', () => {
     const stats = h.server.stats();
     expect(stats.some((s) => s.outcome === 'stored-then-drop')).toBe(true);
     expect(stats.some((s) => s.outcome === 'rate-limited')).toBe(true);
+    expect(stats.some((s) => s.outcome === 'hang')).toBe(true);
+    expect(stats.some((s) => s.status === 413)).toBe(true);
   });
 
   it('dead-letters records Analytics refuses with full headers, delivers the rest, exits 3', async () => {
@@ -322,6 +328,56 @@ describe('consume without --once', () => {
     expect(rest.consumed).toBeLessThan(320);
     await expectViewMatches(h.server, world.expectedView());
     await expectNothingStoredTwice(h.server);
+  });
+});
+
+describe('outbox left behind by another instance', () => {
+  async function leaveOutbox(h: Harness, world: SourceWorld): Promise<void> {
+    // What a dead instance on another host leaves: merged and committed, claimed, never delivered.
+    const db = await openDb(h.state);
+    try {
+      const store = await MergeStore.open(db);
+      const { customerEnvelopes, productEnvelopes } = firstRound(world, 30, 6);
+      const position = (offset: number) => ({ topic: h.customerTopic, partition: 0, offset: String(offset) });
+      await store.mergeBatch(
+        [...productEnvelopes, ...customerEnvelopes].map((envelope, i) => ({
+          entity: envelope.entity,
+          id: envelope.id,
+          envelope,
+          position: position(i),
+        })),
+      );
+      expect(await store.claim('other-host/123/abcd', 10, -1)).toHaveLength(10);
+    } finally {
+      await db.close();
+    }
+  }
+
+  it('--once delivers it even when there are no new messages', async () => {
+    const h = await setup('postgres');
+    const world = new SourceWorld();
+    await leaveOutbox(h, world);
+    const summary = await h.run();
+    expect(summary).toMatchObject({
+      consumed: 0,
+      delivered: 30,
+      pendingDeliveries: 0,
+      exitCode: ExitCode.Ok,
+    });
+    await expectViewMatches(h.server, world.expectedView());
+  });
+
+  it('a long-running consumer delivers it between batches', async () => {
+    const h = await setup('sqlite');
+    const world = new SourceWorld();
+    await leaveOutbox(h, world);
+    const controller = new AbortController();
+    const running = h.run({ once: false, signal: controller.signal });
+    while ((await writeLog(h.server)).length < 30) await new Promise((r) => setTimeout(r, 100));
+    controller.abort();
+    const summary = await running;
+    expect(summary).toMatchObject({ consumed: 0, delivered: 30, exitCode: ExitCode.Ok, status: 'stopped' });
+    await expectViewMatches(h.server, world.expectedView());
   });
 });
 
