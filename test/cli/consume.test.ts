@@ -196,6 +196,44 @@ describe('syncctl consume', () => {
     await expectViewMatches(h.server, world.expectedView());
   });
 
+  it('takes group, topics, batch size and state from SYNCCTL_* variables', async () => {
+    const h = await createHarness('postgres');
+    harnesses.push(h);
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 12, 4);
+    await publishAll([
+      { topic: h.productTopic, envelopes: productEnvelopes },
+      { topic: h.customerTopic, envelopes: customerEnvelopes },
+    ]);
+    const run = await runSyncctl(['--json', 'consume', '--once'], {
+      env: isolatedEnv({
+        ...h.cliEnv(),
+        SYNCCTL_BROKERS: h.cliArgs()[1],
+        SYNCCTL_STATE: h.state,
+        SYNCCTL_GROUP: h.group,
+        SYNCCTL_CUSTOMER_TOPIC: h.customerTopic,
+        SYNCCTL_PRODUCT_TOPIC: h.productTopic,
+        SYNCCTL_DLQ_TOPIC: h.dlqTopic,
+        SYNCCTL_BATCH_SIZE: '5',
+      }),
+    });
+    expect(run.code, run.stderr).toBe(ExitCode.Ok);
+    const summary = JSON.parse(run.stdout) as {
+      group: string;
+      topics: object;
+      delivered: number;
+      sinkBatches: number;
+    };
+    expect(summary).toMatchObject({
+      group: h.group,
+      topics: { customers: h.customerTopic, products: h.productTopic, deadLetter: h.dlqTopic },
+    });
+    // 12 customers (some twice: first with products unresolved), at most 5 per Analytics request.
+    expect(summary.delivered).toBeGreaterThanOrEqual(12);
+    expect(summary.sinkBatches).toBeGreaterThanOrEqual(Math.ceil(summary.delivered / 5));
+    await expectViewMatches(h.server, world.expectedView());
+  });
+
   it('exits 75 when Kafka cannot be reached', async () => {
     const h = await createHarness('sqlite');
     harnesses.push(h);

@@ -24,6 +24,13 @@ export function productId(i: number): string {
   return `P${String(i).padStart(4, '0')}`;
 }
 
+/** Mostly short notes, some null, and now and then a pasted e-mail thread of tens of kilobytes. */
+function notesFor(i: number, version: number): string | null {
+  if (i % 4 === 0) return null;
+  if (i % 50 === 1) return `Re: Übergabe — 請求書 ✉️ v${version}\n`.repeat(1_500);
+  return `called about renewal — café ${version}`;
+}
+
 export class SourceWorld {
   readonly customers = new Map<string, ModelEntity>();
   readonly products = new Map<string, ModelEntity>();
@@ -39,12 +46,7 @@ export class SourceWorld {
       name: fields.name ?? `${NAMES[i % NAMES.length]} ${i}`,
       email: `${id.toLowerCase()}@example.com`,
       tier: ['free', 'pro', 'enterprise'][i % 3],
-      notes:
-        fields.notes === undefined
-          ? i % 4 === 0
-            ? null
-            : `called about renewal — café ${version}`
-          : fields.notes,
+      notes: fields.notes === undefined ? notesFor(i, version) : fields.notes,
       productIds: fields.productIds,
       version,
     };
