@@ -4,6 +4,7 @@ import { toKafkaError } from '../connectors/kafka.js';
 import type { AnalyticsSink } from '../connectors/sink.js';
 import { ExitCode, InterruptedError, SyncError, toSyncError, UsageError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { redact } from '../redact.js';
 import type { Entity } from '../records/envelope.js';
 import type { Db } from '../state/db.js';
 import { MergeStore, newOwnerId, type MergeItem } from '../state/merge-store.js';
@@ -575,7 +576,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     error: error
       ? {
           code: error.code,
-          message: error.message,
+          message: redact(error.message),
           ...(error.hint ? { hint: error.hint } : {}),
           retryable: error.retryable,
         }

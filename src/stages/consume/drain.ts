@@ -1,6 +1,6 @@
 import type { DeadLetter, DeadLetterProducer } from '../../connectors/dead-letter.js';
 import type { AnalyticsSink, SinkRecord } from '../../connectors/sink.js';
-import { SyncError, ExitCode } from '../../errors.js';
+import { ExitCode, InterruptedError, SyncError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { batchKeyOf } from '../../merge/unified.js';
 import type { Claim, Completion, MergeStore, SourcePosition } from '../../state/merge-store.js';
@@ -60,12 +60,7 @@ export class Drainer {
         // Rows are claimed by someone else: wait for them, unless their owner died on this host.
         if ((await this.o.store.releaseDeadOwners(this.o.owner)) > 0) continue;
         if (until.cancelled?.()) {
-          throw new SyncError(
-            'E_INTERRUPTED',
-            'stopped while waiting for other instances to deliver',
-            true,
-            ExitCode.TempFailure,
-          );
+          throw new InterruptedError('stopped while waiting for other instances to deliver');
         }
         await new Promise((resolve) => setTimeout(resolve, WAIT_MS));
         await until.heartbeat();
