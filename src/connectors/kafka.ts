@@ -32,7 +32,9 @@ function logCreator(logger: Logger) {
   return () =>
     ({ log }: LogEntry) => {
       const { message, ...extra } = log;
-      logger.debug(`kafkajs ${log.namespace ?? ''}: ${message}${extra.error ? ` (${String(extra.error)})` : ''}`);
+      logger.debug(
+        `kafkajs ${log.namespace ?? ''}: ${message}${extra.error ? ` (${String(extra.error)})` : ''}`,
+      );
     };
 }
 

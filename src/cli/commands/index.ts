@@ -7,4 +7,11 @@ import registerConfig from './config.js';
 import registerConsume from './consume.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
-export const COMMANDS: ((program: Command) => void)[] = [registerSandbox, registerTopics, registerFetch, registerPublish, registerConsume, registerConfig];
+export const COMMANDS: ((program: Command) => void)[] = [
+  registerSandbox,
+  registerTopics,
+  registerFetch,
+  registerPublish,
+  registerConsume,
+  registerConfig,
+];
