@@ -26,6 +26,10 @@ export default function register(program: Command): void {
   config
     .command('set <name> <value>')
     .description('store a setting in the profile (--profile, default "default")')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ syncctl config set brokers kafka-1:9092\n  $ syncctl --profile nightly config set crm-url https://crm.example.com',
+    )
     .action(
       action(async (_ctx, _opts, command) => {
         const [name, value] = command.args as [string, string];
@@ -36,7 +40,8 @@ export default function register(program: Command): void {
 
   config
     .command('get <name>')
-    .description('print a setting of the profile')
+    .description('print a setting of the profile (exit 1 when it is not set)')
+    .addHelpText('after', '\nExample:\n  $ syncctl --profile nightly config get crm-url')
     .action(
       action(async (_ctx, _opts, command) => {
         const result = getProfileValue(profileOf(command), command.args[0] as string, cwd());
@@ -51,6 +56,7 @@ export default function register(program: Command): void {
   config
     .command('unset <name>')
     .description('remove a setting from the profile')
+    .addHelpText('after', '\nExample:\n  $ syncctl config unset brokers')
     .action(
       action(async (_ctx, _opts, command) => {
         const result = unsetProfileValue(profileOf(command), command.args[0] as string, cwd());
@@ -64,6 +70,7 @@ export default function register(program: Command): void {
   config
     .command('list')
     .description('show every profile, secrets masked')
+    .addHelpText('after', '\nExamples:\n  $ syncctl config list\n  $ syncctl config list --json')
     .action(
       action(async () => {
         const listing = listProfiles(cwd());

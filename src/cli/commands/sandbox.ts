@@ -51,7 +51,12 @@ export default function register(program: Command): void {
     }),
   );
 
-  dirOption(sandbox.command('status').description('show whether the sandbox is running')).action(
+  dirOption(
+    sandbox
+      .command('status')
+      .description('show whether the sandbox is running (exit 1 when it is not)')
+      .addHelpText('after', '\nExamples:\n  $ syncctl sandbox status\n  $ syncctl sandbox status --json'),
+  ).action(
     action<SandboxFlags>(async (_ctx, opts) => {
       const status = sandboxStatus(opts.dir ?? defaultSandboxDir());
       const lines = [status.running ? 'running' : 'not running'];
@@ -82,7 +87,12 @@ export default function register(program: Command): void {
     }),
   );
 
-  dirOption(sandbox.command('down').description('stop the sandbox and every process it started')).action(
+  dirOption(
+    sandbox
+      .command('down')
+      .description('stop the sandbox and every process it started')
+      .addHelpText('after', '\nExample:\n  $ syncctl sandbox down'),
+  ).action(
     action<SandboxFlags>(async (_ctx, opts) => {
       const result = await sandboxDown(opts.dir ?? defaultSandboxDir());
       return {

@@ -31,7 +31,13 @@ export function parseConfigs(entries: string[]): Record<string, string> {
 }
 
 export default function register(program: Command): void {
-  const topics = program.command('topics').description('manage the Kafka topics syncctl uses');
+  const topics = program
+    .command('topics')
+    .description('manage the Kafka topics syncctl uses')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ syncctl topics ensure\n  $ syncctl topics describe customer_data',
+    );
   topics
     .command('ensure')
     .description(
