@@ -3,6 +3,10 @@ import { messageKeyOf, type Envelope } from '../records/envelope.js';
 import { createProducer, toKafkaError } from './kafka.js';
 import { UsageError } from '../errors.js';
 
+/** Under the broker's default 1 MB message.max.bytes per request, with room for headers. */
+export const MAX_REQUEST_RECORDS = 2_000;
+export const MAX_REQUEST_BYTES = 900_000;
+
 export interface PublishBatchResult {
   records: number;
   bytes: number;
@@ -83,29 +87,46 @@ export class KafkaPublisher {
   }
 
   /**
-   * Resolves only once every record of the batch is acknowledged by all in-sync replicas.
-   * `values` may carry each envelope's already-serialised JSON (e.g. the validated input line) to
-   * save serialising it again.
+   * Resolves only once every record is acknowledged by all in-sync replicas. Records go out in
+   * producer requests of at most MAX_REQUEST_RECORDS / MAX_REQUEST_BYTES, one request at a time so
+   * the idempotent producer's per-partition sequence numbers stay in order. `values` may carry each
+   * envelope's already-serialised JSON (e.g. the validated input line) to save serialising it again.
    */
   async publish(envelopes: Envelope[], values?: string[]): Promise<PublishBatchResult> {
     if (!this.producer) throw new Error('publisher not connected');
     const partitions: Record<number, number> = {};
     let bytes = 0;
-    const messages: Message[] = envelopes.map((envelope, i) => {
+    let request: Message[] = [];
+    let requestBytes = 0;
+    for (let i = 0; i < envelopes.length; i++) {
+      const envelope = envelopes[i] as Envelope;
       const key = messageKeyOf(envelope);
       const value = values?.[i] ?? JSON.stringify(envelope);
-      bytes += Buffer.byteLength(value);
+      const size = Buffer.byteLength(value);
+      if (
+        request.length >= MAX_REQUEST_RECORDS ||
+        (request.length > 0 && requestBytes + size > MAX_REQUEST_BYTES)
+      ) {
+        await this.send(request);
+        request = [];
+        requestBytes = 0;
+      }
       const partition = this.partitionFor(key);
       partitions[partition] = (partitions[partition] ?? 0) + 1;
-      return { key, value, partition, headers: envelopeHeaders(envelope) };
-    });
-    if (messages.length === 0) return { records: 0, bytes: 0, partitions };
+      request.push({ key, value, partition, headers: envelopeHeaders(envelope) });
+      requestBytes += size;
+      bytes += size;
+    }
+    if (request.length > 0) await this.send(request);
+    return { records: envelopes.length, bytes, partitions };
+  }
+
+  private async send(messages: Message[]): Promise<void> {
     try {
-      await this.producer.send({ topic: this.topic, messages, acks: -1, timeout: 30_000 });
+      await this.producer!.send({ topic: this.topic, messages, acks: -1, timeout: 30_000 });
     } catch (err) {
       throw toKafkaError(err, this.brokers, `publishing to ${this.topic}`);
     }
-    return { records: messages.length, bytes, partitions };
   }
 
   async close(): Promise<void> {

@@ -142,10 +142,6 @@ class FileOutput implements FetchOutput {
   }
 }
 
-const MAX_BATCH_RECORDS = 2_000;
-// Below the broker's default message.max.bytes (1 MiB) with room for headers and batch overhead.
-const MAX_BATCH_BYTES = 900_000;
-
 class KafkaOutput implements FetchOutput {
   readonly kind = 'kafka' as const;
   private readonly serial = new Serial();
@@ -156,23 +152,11 @@ class KafkaOutput implements FetchOutput {
     return this.publisher.topic;
   }
 
-  /** Sends a page in producer-sized batches; resolves once every record is acknowledged (acks=all). */
+  /** Sends a page; resolves once every record is acknowledged (acks=all). */
   write(envelopes: Envelope[]): Promise<undefined> {
-    // One send at a time: the idempotent producer keeps its per-partition sequence numbers in order.
+    // One page at a time: the idempotent producer keeps its per-partition sequence numbers in order.
     return this.serial.run(async () => {
-      let batch: Envelope[] = [];
-      let bytes = 0;
-      for (const envelope of envelopes) {
-        const size = Buffer.byteLength(JSON.stringify(envelope));
-        if (batch.length > 0 && (batch.length >= MAX_BATCH_RECORDS || bytes + size > MAX_BATCH_BYTES)) {
-          await this.publisher.publish(batch);
-          batch = [];
-          bytes = 0;
-        }
-        batch.push(envelope);
-        bytes += size;
-      }
-      if (batch.length > 0) await this.publisher.publish(batch);
+      await this.publisher.publish(envelopes);
       return undefined;
     });
   }

@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Kafka } from 'kafkajs';
 import { InputError } from '../errors.js';
-import { KafkaPublisher } from '../connectors/kafka-publisher.js';
+import { KafkaPublisher, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS } from '../connectors/kafka-publisher.js';
 import { readRawLines } from '../io/lines.js';
 import { RejectFile } from '../io/reject-file.js';
 import { parseEnvelopeLine, TOPIC_OF, type Envelope } from '../records/envelope.js';
@@ -42,8 +42,8 @@ const TOPIC_ENTITY: Record<string, string> = {
 /** Streams NDJSON envelopes into a topic; bad lines go to the reject file and never stop the good ones. */
 export async function publish(options: PublishOptions): Promise<PublishSummary> {
   const started = Date.now();
-  const batchSize = options.batchSize ?? 2_000;
-  const maxBatchBytes = options.maxBatchBytes ?? 900_000;
+  const batchSize = options.batchSize ?? MAX_REQUEST_RECORDS;
+  const maxBatchBytes = options.maxBatchBytes ?? MAX_REQUEST_BYTES;
   const dryRun = options.dryRun ?? false;
   let input: Readable;
   if (typeof options.input === 'string') {
