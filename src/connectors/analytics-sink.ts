@@ -30,6 +30,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
 import { envName, pick, type SettingsSource } from '../settings.js';
 import type { AnalyticsSink, DeliveryOutcome, SinkFailure, SinkRecord } from './sink.js';
+import { RETRY_ERROR_CODES, RETRY_STATUS_CODES } from './http-retry.js';
 
 export interface AnalyticsConfig {
   /** Base URL of the Analytics API, e.g. http://127.0.0.1:8080 (the /v1/… paths are appended). */
@@ -190,21 +191,8 @@ type PostResult =
   | { kind: 'http'; status: number; body: unknown; retryAfterMs: number | undefined }
   | { kind: 'network'; error: RequestError };
 
-/** Status codes worth a retry; 413 is not among them (it is answered by splitting). */
-const RETRY_STATUS = [408, 429, 500, 502, 503, 504, 521, 522, 524];
-const RETRY_ERROR_CODES = [
-  'ETIMEDOUT',
-  'ECONNRESET',
-  'EADDRINUSE',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ENOTFOUND',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  // A 200 whose body was cut or garbled: the batch may be stored, and replaying its key is safe.
-  'ERR_BODY_PARSE_FAILURE',
-  'ERR_READING_RESPONSE_STREAM',
-];
+/** A POST whose answer stream broke may have been stored: replaying its Idempotency-Key is safe. */
+const RETRY_ERROR_CODES_POST = [...RETRY_ERROR_CODES, 'ERR_READING_RESPONSE_STREAM'];
 
 function createClient(
   config: AnalyticsConfig,
@@ -221,8 +209,8 @@ function createClient(
       limit: config.retries,
       // POST is not retried by default; it is safe here because every request carries an Idempotency-Key.
       methods: ['POST'],
-      statusCodes: RETRY_STATUS,
-      errorCodes: RETRY_ERROR_CODES,
+      statusCodes: RETRY_STATUS_CODES,
+      errorCodes: RETRY_ERROR_CODES_POST,
       maxRetryAfter: config.maxRetryAfterMs,
       backoffLimit: config.backoffLimitMs,
       calculateDelay: (retry: RetryObject) => retryDelay(retry, config),

@@ -30,6 +30,7 @@ import {
   settingErrors,
   settingReaders,
 } from './source-settings.js';
+import { RETRY_ERROR_CODES, RETRY_STATUS_CODES } from './http-retry.js';
 
 export { readPath };
 
@@ -337,19 +338,8 @@ export class CrmSource implements SourceConnector {
       retry: {
         limit: config.retries,
         methods: ['GET'],
-        statusCodes: [408, 429, 500, 502, 503, 504, 521, 522, 524],
-        // got's defaults plus ERR_BODY_PARSE_FAILURE: a malformed or HTML body on a 200 is re-requested.
-        errorCodes: [
-          'ETIMEDOUT',
-          'ECONNRESET',
-          'EADDRINUSE',
-          'ECONNREFUSED',
-          'EPIPE',
-          'ENOTFOUND',
-          'ENETUNREACH',
-          'EAI_AGAIN',
-          'ERR_BODY_PARSE_FAILURE',
-        ],
+        statusCodes: RETRY_STATUS_CODES,
+        errorCodes: RETRY_ERROR_CODES,
         backoffLimit: config.backoffLimitMs,
         maxRetryAfter: config.maxRetryAfterMs,
         calculateDelay: ({ computedValue, retryAfter }) => {
