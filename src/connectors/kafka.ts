@@ -123,3 +123,24 @@ export async function withAdmin<T>(
     await admin.disconnect().catch(() => {});
   }
 }
+
+/**
+ * Waits until every partition of the topics has a leader. kafkajs's own `createTopics({waitForLeaders})`
+ * gives up with "does not host this topic-partition" when a loaded broker is slow to propagate
+ * metadata; this polls with a bound instead.
+ */
+export async function waitForTopicLeaders(admin: Admin, topics: string[], timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const metadata = await admin.fetchTopicMetadata({ topics });
+      if (metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)))
+        return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    if (Date.now() > deadline)
+      throw new KafkaError(`topics ${topics.join(', ')} have no leader after ${timeoutMs} ms`, true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

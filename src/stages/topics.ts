@@ -1,5 +1,5 @@
 import type { Kafka } from 'kafkajs';
-import { withAdmin, toKafkaError } from '../connectors/kafka.js';
+import { toKafkaError, waitForTopicLeaders, withAdmin } from '../connectors/kafka.js';
 
 export const DEFAULT_TOPICS = {
   customers: 'customer_data',
@@ -46,7 +46,7 @@ export async function ensureTopics(options: EnsureTopicsOptions): Promise<Ensure
       const missing = options.topics.filter((t) => !existing.has(t.name));
       if (missing.length > 0) {
         await admin.createTopics({
-          waitForLeaders: true,
+          waitForLeaders: false,
           topics: missing.map((t) => ({
             topic: t.name,
             numPartitions: t.partitions,
@@ -54,6 +54,10 @@ export async function ensureTopics(options: EnsureTopicsOptions): Promise<Ensure
             configEntries: Object.entries(t.configs).map(([name, value]) => ({ name, value })),
           })),
         });
+        await waitForTopicLeaders(
+          admin,
+          missing.map((t) => t.name),
+        );
       }
       const present = options.topics.filter((t) => existing.has(t.name));
       const outcomes = new Map<string, TopicOutcome>();

@@ -45,7 +45,6 @@ export async function createHarness(
   const productTopic = uniqueName('products');
   const dlqTopic = uniqueName('dlq');
   await Promise.all([createTopic(customerTopic, 3), createTopic(productTopic, 3), createTopic(dlqTopic, 1)]);
-  await waitForTopics([customerTopic, productTopic, dlqTopic]);
   const cleanups: (() => Promise<void>)[] = [];
   let state: string;
   if (kind === 'sqlite') {
@@ -130,26 +129,6 @@ export async function createHarness(
       for (const c of cleanups.reverse()) await c().catch(() => {});
     },
   };
-}
-
-/** A new topic's metadata can lag its creation by a moment: wait until every broker answers for it. */
-async function waitForTopics(topics: string[]): Promise<void> {
-  const admin = testKafka().admin();
-  await admin.connect();
-  try {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const metadata = await admin.fetchTopicMetadata({ topics });
-        if (metadata.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0)))
-          return;
-      } catch (err) {
-        if (attempt > 50) throw err;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 export interface StoredRecord {

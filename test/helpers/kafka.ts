@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { inject } from 'vitest';
-import { createKafka } from '../../src/connectors/kafka.js';
+import { createKafka, waitForTopicLeaders } from '../../src/connectors/kafka.js';
 
 export function testBrokers(): string {
   return inject('brokers');
@@ -14,11 +14,13 @@ export function testKafka() {
   return createKafka({ brokers: [testBrokers()], clientId: uniqueName('test') });
 }
 
+/** Creates a topic and waits until every partition has a leader (bounded for a loaded machine). */
 export async function createTopic(name: string, partitions = 3): Promise<void> {
   const admin = testKafka().admin();
   await admin.connect();
   try {
-    await admin.createTopics({ waitForLeaders: true, topics: [{ topic: name, numPartitions: partitions }] });
+    await admin.createTopics({ waitForLeaders: false, topics: [{ topic: name, numPartitions: partitions }] });
+    await waitForTopicLeaders(admin, [name], 60_000);
   } finally {
     await admin.disconnect();
   }
