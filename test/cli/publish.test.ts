@@ -129,6 +129,24 @@ describe('syncctl publish (real broker)', () => {
     expect(await readAll(topic)).toHaveLength(20);
   });
 
+  it('takes its flags from SYNCCTL_* variables too', async () => {
+    const topic = uniqueName('fromenv');
+    await createTopic(topic, 2);
+    const file = join(dir, 'env.ndjson');
+    writeNdjson(file, sampleEnvelopes(30, 10));
+    const run = await runSyncctl(['--json', 'publish'], {
+      env: isolatedEnv({
+        SYNCCTL_BROKERS: testBrokers(),
+        SYNCCTL_TOPIC: topic,
+        SYNCCTL_IN: file,
+        SYNCCTL_BATCH_SIZE: '7',
+      }),
+    });
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ topic, records: 30 });
+    expect(await readAll(topic)).toHaveLength(30);
+  });
+
   it('rejects envelopes of the wrong entity for a known data topic', async () => {
     const file = join(dir, 'products.ndjson');
     writeNdjson(file, sampleEnvelopes(3, 3, 'inventory'));

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { publish } from '../../stages/publish.js';
+import { MAX_REQUEST_RECORDS } from '../../connectors/kafka-publisher.js';
+import { pick } from '../../settings.js';
 import { action, parseIntFlag } from '../context.js';
 
 interface PublishFlags {
@@ -16,8 +18,8 @@ export default function register(program: Command): void {
   program
     .command('publish')
     .description('publish NDJSON envelopes to a Kafka topic, keyed by entity id')
-    .requiredOption('-t, --topic <topic>', 'topic to publish to (customer_data, inventory_data, …)')
-    .option('-i, --in <file>', 'NDJSON input file, or - for stdin', '-')
+    .option('-t, --topic <topic>', 'topic to publish to (customer_data, inventory_data, …); required')
+    .option('-i, --in <file>', 'NDJSON input file, or - for stdin (default -)')
     .option(
       '--rejects <file>',
       'where malformed lines go (default: <in>.rejects.ndjson, or ./syncctl-rejects.ndjson for stdin)',
@@ -34,20 +36,27 @@ export default function register(program: Command): void {
     )
     .action(
       action<PublishFlags>(async (ctx, opts) => {
-        const topic = opts.topic ?? '';
-        if (topic === '') throw new UsageError('--topic is required');
-        const fromStdin = opts.in === undefined || opts.in === '-';
-        const rejectsPath =
-          opts.rejects ?? (fromStdin ? 'syncctl-rejects.ndjson' : `${opts.in}.rejects.ndjson`);
+        const settings = ctx.settings;
+        const topic = pick(settings, 'topic', opts.topic, '');
+        if (topic === '') throw new UsageError('--topic is required (or SYNCCTL_TOPIC)');
+        const input = pick(settings, 'in', opts.in, '-');
+        const fromStdin = input === '-';
+        const rejectsPath = pick(
+          settings,
+          'rejects',
+          opts.rejects,
+          fromStdin ? 'syncctl-rejects.ndjson' : `${input}.rejects.ndjson`,
+        );
+        const batchSize = pick(settings, 'batchSize', opts.batchSize, MAX_REQUEST_RECORDS);
         const brokers = ctx.brokers();
         const summary = await publish({
           kafka: createKafka({ brokers, logger: ctx.logger }),
           brokers,
           topic,
-          input: fromStdin ? process.stdin : (opts.in as string),
+          input: fromStdin ? process.stdin : input,
           rejectsPath,
-          dryRun: opts.dryRun ?? false,
-          ...(opts.batchSize !== undefined ? { batchSize: opts.batchSize } : {}),
+          dryRun: pick(settings, 'dryRun', opts.dryRun, false),
+          batchSize,
         });
         if (summary.rejects > 0) {
           ctx.logger.warn(`${summary.rejects} line(s) rejected; see ${summary.rejectsFile}`);
