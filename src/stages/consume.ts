@@ -21,6 +21,7 @@ import {
   type PartitionEnds,
   type PartitionId,
 } from './consume/offsets.js';
+import { PendingDeliveries, type OwedCommit } from './consume/pending.js';
 import { DEFAULT_TOPICS } from './topics.js';
 
 export const CONSUME_DEFAULTS = {
@@ -30,6 +31,9 @@ export const CONSUME_DEFAULTS = {
   shutdownTimeoutMs: 30_000,
   leaseMs: 60_000,
   sessionTimeoutMs: 30_000,
+  maxDeliveryDelayMs: 5_000,
+  /** Dirty marks per delivery round before a drain is due regardless of age, in Analytics batches. */
+  backlogBatches: 20,
 } as const;
 
 export interface ConsumeOptions {
@@ -48,7 +52,7 @@ export interface ConsumeOptions {
   batchSize?: number;
   /** Where customer records list product ids (default `productIds`). */
   productRefPath?: string;
-  /** Stops the run: the batch in flight is finished and committed first. */
+  /** Stops the run: the batch in flight is finished, what was merged delivered and committed first. */
   signal?: AbortSignal;
   logger?: Logger;
   /**
@@ -56,7 +60,10 @@ export interface ConsumeOptions {
    * although the end offsets seen at start are not reached.
    */
   idleTimeoutMs?: number;
-  /** How long a stop may wait for the batch in flight before giving up on it (it is then redelivered by the next run). */
+  /**
+   * How long a stop may wait for the batch in flight and the delivery of what was merged before
+   * giving up on them (what is not committed is read again by the next run).
+   */
   shutdownTimeoutMs?: number;
   /**
    * Kafka's session timeout: how long the group waits for a silent member (a killed instance)
@@ -65,6 +72,16 @@ export interface ConsumeOptions {
   sessionTimeoutMs?: number;
   /** How long a claim on dirty customers lasts without renewal before another instance may take them. */
   leaseMs?: number;
+  /**
+   * Deferred delivery: merged Kafka batches wait at most this long for the drain that delivers the
+   * customers they marked (and commits their offsets). 0 delivers after every batch.
+   */
+  maxDeliveryDelayMs?: number;
+  /**
+   * Deferred delivery: a drain is also due once this many customer marks were set since the last
+   * one (default `backlogBatches` × `batchSize`).
+   */
+  deliveryBacklog?: number;
 }
 
 export type ConsumeStatus = 'completed' | 'stopped' | 'failed';
@@ -141,11 +158,19 @@ function isTransient(err: unknown): boolean {
 /**
  * consume: both data topics → merge → outbox → Analytics, as one consumer group member.
  *
- * Per Kafka batch: decode (invalid messages → dead-letter topic), merge in the state store (marking
- * affected customers dirty in the same transaction), drain the outbox until this batch's marks are
- * delivered or dead-lettered, and only then commit offset+1. A crash anywhere leaves either an
- * uncommitted offset (the batch is read again; merges are idempotent) or a dirty mark (delivered by
- * the next drain); Analytics' idempotency keys absorb the resends.
+ * Per Kafka batch: decode (invalid messages → dead-letter topic) and merge in the state store,
+ * marking affected customers dirty in the same transaction. Delivery is deferred: the outbox is
+ * drained when that is due — enough marks, the oldest undelivered merge `maxDeliveryDelayMs` old,
+ * this instance's partitions read to the --once end offsets, a stop, a rebalance taking partitions
+ * away — not after every batch, so a customer whose products arrive a few batches later is
+ * delivered once, complete. A batch's offset is committed only by a drain that delivered or
+ * dead-lettered every mark in the outbox when it started (src/stages/consume/pending.ts). With
+ * --once, this instance's product partitions are read to their end offsets before its customer
+ * partitions, so an initial load finds its products known.
+ *
+ * A crash anywhere leaves either an uncommitted offset (the batch is read again; merges are
+ * idempotent) or a dirty mark (delivered by the next drain); Analytics' idempotency keys absorb the
+ * resends.
  */
 export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> {
   const started = Date.now();
@@ -170,6 +195,14 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   const leaseMs = options.leaseMs ?? CONSUME_DEFAULTS.leaseMs;
   const sessionTimeoutMs = options.sessionTimeoutMs ?? CONSUME_DEFAULTS.sessionTimeoutMs;
   if (sessionTimeoutMs < 6_000) throw new UsageError('--session-timeout must be at least 6 seconds');
+  const maxDeliveryDelayMs = options.maxDeliveryDelayMs ?? CONSUME_DEFAULTS.maxDeliveryDelayMs;
+  if (!Number.isFinite(maxDeliveryDelayMs) || maxDeliveryDelayMs < 0) {
+    throw new UsageError(`--max-delivery-delay must be ≥ 0 seconds, got ${maxDeliveryDelayMs / 1000}`);
+  }
+  const deliveryBacklog = options.deliveryBacklog ?? batchSize * CONSUME_DEFAULTS.backlogBatches;
+  if (!Number.isInteger(deliveryBacklog) || deliveryBacklog < 1) {
+    throw new UsageError(`the delivery backlog must be ≥ 1 customer, got ${deliveryBacklog}`);
+  }
   const heartbeatIntervalMs = Math.min(3_000, Math.floor(sessionTimeoutMs / 3));
   const dataTopics = [topics.customers, topics.products];
   const entityOf: Record<string, Entity> = { [topics.customers]: 'customer', [topics.products]: 'product' };
@@ -244,18 +277,21 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       counters,
     });
     const mutex = new Mutex();
+    const pending = new PendingDeliveries();
+    const dueLimits = { backlog: deliveryBacklog, maxDelayMs: maxDeliveryDelayMs };
+    const noHeartbeat = async () => {};
 
     /**
      * Drains until `gen` is delivered. Without --once a transient Analytics or Kafka failure is waited
      * out (with heartbeats, so the group keeps the partition); with --once it ends the run (exit 75).
      */
-    const drainWithRetry = async (gen: number | null, heartbeat: () => Promise<void>) => {
+    const drainWithRetry = async (gen: number | null, heartbeat: () => Promise<void>, retry: boolean) => {
       for (let attempt = 1; ; attempt++) {
         try {
           await drainer.drain({ gen, heartbeat, cancelled: () => forced });
           return;
         } catch (err) {
-          if (once || !isTransient(err) || stopRequested) throw err;
+          if (!retry || once || !isTransient(err) || stopRequested) throw err;
           const delay = Math.min(30_000, 1_000 * 2 ** Math.min(attempt - 1, 5)) * (0.8 + Math.random() * 0.4);
           logger.warn(`${(err as Error).message}; retrying delivery in ${(delay / 1000).toFixed(1)} s`);
           const until = Date.now() + delay;
@@ -272,7 +308,10 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     // position (ours or another instance's commit) reaches its target.
     const targets = once ? await fetchEnds(admin, dataTopics) : new Map<PartitionId, PartitionEnds>();
     let committed = once ? await fetchCommitted(admin, group, dataTopics) : new Map<PartitionId, bigint>();
+    /** What this instance committed, per partition. */
     const positions = new Map<PartitionId, bigint>();
+    /** How far this instance merged each partition (the next offset), committed or not. */
+    const reached = new Map<PartitionId, bigint>();
     const isDone = () => {
       for (const [id, ends] of targets) {
         if (ends.high <= ends.low) continue;
@@ -282,14 +321,105 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       }
       return true;
     };
+    /** --once: merged here, or committed by anyone, up to the end offset seen at start. */
+    const readToTarget = (id: PartitionId) => {
+      const ends = targets.get(id);
+      if (ends === undefined || ends.high <= ends.low) return true;
+      const candidates = [reached.get(id), positions.get(id), positionOf(ends, committed.get(id))];
+      return candidates.some((p) => p !== undefined && p >= ends.high);
+    };
+    /** This instance's partitions (of one topic, or all) since the last rebalance. */
+    let assigned: { topic: string; partition: number }[] = [];
+    const assignedRead = (topic?: string) =>
+      assigned
+        .filter((p) => topic === undefined || p.topic === topic)
+        .every((p) => readToTarget(partitionId(p.topic, p.partition)));
+
+    const drainDue = () =>
+      pending.due(dueLimits) || (!pending.idle && (stopRequested || (once && assignedRead())));
+
+    const noteMerged = (topic: string, partition: number, next: bigint, marks: number) => {
+      const id = partitionId(topic, partition);
+      if (next > (reached.get(id) ?? -1n)) reached.set(id, next);
+      // Read again after a rebalance, below what this instance committed already: nothing is owed.
+      const mine = positions.get(id);
+      pending.merged(topic, partition, mine !== undefined && next <= mine ? null : next, marks);
+    };
+
+    /** Commits owed offsets; false when Kafka refused (they stay owed, or go with the next rebalance). */
+    type Committer = (commits: OwedCommit[]) => Promise<boolean>;
+    const byTopic = (commits: OwedCommit[]) => {
+      const out = new Map<string, { partition: number; offset: string }[]>();
+      for (const c of commits) {
+        const list = out.get(c.topic) ?? [];
+        list.push({ partition: c.partition, offset: c.offset.toString() });
+        out.set(c.topic, list);
+      }
+      return [...out].map(([topic, partitions]) => ({ topic, partitions }));
+    };
+    const commitInBatch =
+      (payload: EachBatchPayload): Committer =>
+      async (commits) => {
+        await asGroupCall(() => payload.commitOffsetsIfNecessary({ topics: byTopic(commits) }));
+        return true;
+      };
+    const commitBetweenBatches: Committer = async (commits) => {
+      // kafkajs skips commits silently while its consumer restarts; they wait for the next drain.
+      if (consumer === undefined || restarting) return false;
+      try {
+        await consumer.commitOffsets(
+          commits.map((c) => ({ topic: c.topic, partition: c.partition, offset: c.offset.toString() })),
+        );
+        return true;
+      } catch (err) {
+        logger.debug(`could not commit delivered offsets: ${(err as Error).message}`);
+        return false;
+      }
+    };
+
+    /**
+     * Delivers every mark in the outbox (anyone's, up to the newest generation: a batch read again
+     * after a rebalance marks nothing, yet the marks of its first reading must be delivered before
+     * its offset moves), then commits what this instance owes.
+     */
+    const drainAndCommit = async (heartbeat: () => Promise<void>, commit: Committer, retry: boolean) => {
+      if (pending.idle) return;
+      const owed = pending.snapshot();
+      await drainWithRetry(await store.maxGen(), heartbeat, retry);
+      pending.drained();
+      if (forced || fatal !== undefined || owed.epoch !== pending.epoch || owed.commits.length === 0) return;
+      if (!(await commit(owed.commits))) return;
+      pending.committed(owed);
+      counters.commits++;
+      for (const c of owed.commits) positions.set(partitionId(c.topic, c.partition), c.offset);
+      if (once && isDone()) requestStop('end-offsets');
+    };
+
+    // --once: customers wait until this instance's product partitions are read to their end
+    // offsets, so the customers of an initial load are first delivered with their products known.
+    let customersPaused = false;
+    const updateProductPhase = () => {
+      if (!once || consumer === undefined || stopRequested) return;
+      const waiting = !assignedRead(topics.products);
+      if (waiting === customersPaused) return;
+      if (waiting) consumer.pause([{ topic: topics.customers }]);
+      else consumer.resume([{ topic: topics.customers }]);
+      customersPaused = waiting;
+      logger.debug(waiting ? 'reading products before customers' : 'products read: reading customers');
+    };
 
     if (options.signal?.aborted) requestStop('signal');
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
     let busy = 0;
+    let draining = false;
+    let restarting = false;
+    /** A rebalance was seen in this generation: batches still queued from the same fetch wait for the rejoin. */
+    let rebalancing = false;
     let joined = false;
     let lastActivity = Date.now();
     const groupErrors = new WeakSet<object>();
+    const isGroupError = (err: unknown) => err !== null && typeof err === 'object' && groupErrors.has(err);
     const asGroupCall = async <T>(fn: () => Promise<T>): Promise<T> => {
       try {
         return await fn();
@@ -299,29 +429,19 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       }
     };
 
-    const processBatch = async (payload: EachBatchPayload) => {
-      // Heartbeats keep flowing while a slow delivery (retries, Retry-After) runs, so the group does
-      // not evict this member mid-batch; a rebalance seen there surfaces at the next checkpoint.
-      let groupError: unknown;
-      const keepalive = setInterval(() => {
-        payload.heartbeat().catch((err: unknown) => {
-          if (err !== null && typeof err === 'object') groupErrors.add(err);
-          groupError ??= err;
-        });
-      }, heartbeatIntervalMs);
-      const heartbeat = async () => {
-        if (groupError !== undefined) throw groupError;
-        await asGroupCall(() => payload.heartbeat());
-      };
-      try {
-        await handleBatch(payload, heartbeat);
-      } finally {
-        clearInterval(keepalive);
-      }
-    };
-
     const handleBatch = async (payload: EachBatchPayload, heartbeat: () => Promise<void>) => {
       const { batch } = payload;
+      // A rebalance seen while merging does not stop the batch: merged (and dead-lettered) it is
+      // owed like any other, and the hand-over below may still deliver and commit it.
+      let revoked: unknown;
+      const mergeHeartbeat = async () => {
+        try {
+          await heartbeat();
+        } catch (err) {
+          if (!isGroupError(err)) throw err;
+          revoked ??= err;
+        }
+      };
       const entity = entityOf[batch.topic];
       if (entity === undefined) return;
       const items: MergeItem[] = [];
@@ -334,7 +454,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         } else letters.push(decoded.letter);
       }
       counters.consumed += batch.messages.length;
-      let maxGen: number | null = null;
+      let marks = 0;
       for (let i = 0; i < items.length; i += MERGE_CHUNK) {
         const result = await store.mergeBatch(items.slice(i, i + MERGE_CHUNK));
         for (const outcome of result.outcomes) {
@@ -343,8 +463,8 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           else counters.stale++;
         }
         counters.dirtied += result.dirtied;
-        if (result.gen !== null) maxGen = maxGen === null ? result.gen : Math.max(maxGen, result.gen);
-        await heartbeat();
+        marks += result.dirtied;
+        await mergeHeartbeat();
       }
       if (letters.length > 0) {
         await deadLetters.send(letters);
@@ -353,22 +473,31 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           `${letters.length} invalid message(s) from ${batch.topic}[${batch.partition}] went to the dead-letter topic`,
         );
       }
-      await drainWithRetry(maxGen, heartbeat);
-      // A partition taken away mid-batch (rebalance) is committed by its new owner, not here.
+      // A partition taken away mid-batch (rebalance) is read again by its new owner.
       if (forced || fatal !== undefined || payload.isStale()) return;
+      // The fetch position moves on now; the commit waits for the drain that delivers these marks.
       const last = batch.messages[batch.messages.length - 1];
       if (last) payload.resolveOffset(last.offset);
-      const next = BigInt(batch.lastOffset()) + 1n;
-      await asGroupCall(() =>
-        payload.commitOffsetsIfNecessary({
-          topics: [
-            { topic: batch.topic, partitions: [{ partition: batch.partition, offset: next.toString() }] },
-          ],
-        }),
-      );
-      counters.commits++;
-      positions.set(partitionId(batch.topic, batch.partition), next);
-      if (once && isDone()) requestStop('end-offsets');
+      noteMerged(batch.topic, batch.partition, BigInt(batch.lastOffset()) + 1n, marks);
+      if (revoked !== undefined) throw revoked;
+      if (drainDue()) await drainAndCommit(heartbeat, commitInBatch(payload), true);
+      updateProductPhase();
+    };
+
+    /**
+     * A rebalance is taking partitions away (kafkajs has no revocation hook; a heartbeat in a batch
+     * is where it shows): deliver and commit what is owed while the group still accepts this
+     * generation's commits, so the next owner does not read it again. One attempt, no retries:
+     * what fails stays in the outbox and uncommitted.
+     */
+    const beforeRevocation = async (payload: EachBatchPayload) => {
+      if (pending.idle || forced || fatal !== undefined) return;
+      logger.debug('the group is rebalancing: delivering and committing what was read before rejoining');
+      try {
+        await drainAndCommit(noHeartbeat, commitInBatch(payload), false);
+      } catch (err) {
+        logger.debug(`could not deliver and commit before the rebalance: ${(err as Error).message}`);
+      }
     };
 
     if (once && isDone()) {
@@ -388,34 +517,44 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       c.on(c.events.GROUP_JOIN, (event) => {
         joined = true;
         lastActivity = Date.now();
-        const assigned = Object.entries(event.payload.memberAssignment)
-          .map(([topic, partitions]) => `${topic}[${partitions.join(',')}]`)
-          .join(' ');
-        logger.debug(`joined group ${group}: ${assigned || 'no partitions'}`);
+        // Offsets owed from the previous generation are not committed here any more: whoever owns
+        // those partitions now reads them again, and the next drain delivers their marks first.
+        pending.newEpoch();
+        rebalancing = false;
+        restarting = false;
+        assigned = Object.entries(event.payload.memberAssignment).flatMap(([topic, partitions]) =>
+          partitions.map((partition) => ({ topic, partition })),
+        );
+        logger.debug(
+          `joined group ${group}: ${assigned.map((p) => `${p.topic}[${p.partition}]`).join(' ') || 'no partitions'}`,
+        );
+        updateProductPhase();
       });
       c.on(c.events.REBALANCING, () => {
         lastActivity = Date.now();
       });
       c.on(c.events.CRASH, (event) => {
         const { error, restart } = event.payload;
-        if (restart) logger.warn(`Kafka consumer restarting after: ${error.message}`);
-        else fail(toKafkaError(error, options.brokers, 'consuming'));
+        if (restart) {
+          restarting = true;
+          logger.warn(`Kafka consumer restarting after: ${error.message}`);
+        } else fail(toKafkaError(error, options.brokers, 'consuming'));
       });
       c.on(c.events.END_BATCH_PROCESS, (event) => {
         lastActivity = Date.now();
         const { topic, partition, batchSize: size, firstOffset, lastOffset } = event.payload;
-        // A fetch holding only control records (transaction markers) never reaches eachBatch; move
-        // past it when everything before it is committed, or "drain to the end" would never end.
+        // A fetch holding only control records (transaction markers) never reaches eachBatch; owe
+        // its offsets like a merged batch's, or "drain to the end" would never end.
         if (size !== 0 || fatal !== undefined || forced || firstOffset === null) return;
         const id = partitionId(topic, partition);
         void mutex
           .run(async () => {
-            const known = positions.get(id) ?? committed.get(id);
-            if (known !== BigInt(firstOffset)) return;
-            const next = BigInt(lastOffset) + 1n;
-            await c.commitOffsets([{ topic, partition, offset: next.toString() }]);
-            positions.set(id, next);
-            if (once && isDone()) requestStop('end-offsets');
+            if (stopRequested || fatal !== undefined || forced) return;
+            const known = reached.get(id) ?? positions.get(id) ?? committed.get(id);
+            if (known !== undefined && BigInt(firstOffset) > known) return;
+            noteMerged(topic, partition, BigInt(lastOffset) + 1n, 0);
+            if (drainDue()) await drainAndCommit(noHeartbeat, commitBetweenBatches, false);
+            updateProductPhase();
           })
           .catch((err: unknown) =>
             logger.debug(`could not commit past control records: ${(err as Error).message}`),
@@ -432,22 +571,75 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 1,
         eachBatch: async (payload) => {
-          if (fatal !== undefined || forced) return;
+          // After a stop, batches are left unread (and uncommitted) for the next run; during a
+          // rebalance, for whoever owns their partition next.
+          if (fatal !== undefined || forced || stopRequested || rebalancing) return;
           busy++;
           lastActivity = Date.now();
+          // Heartbeats keep flowing while the batch waits for a drain between batches and while a
+          // slow delivery (retries, Retry-After) runs, so the group does not evict this member; a
+          // rebalance seen there surfaces at the next checkpoint.
+          let groupError: unknown;
+          const keepalive = setInterval(() => {
+            payload.heartbeat().catch((err: unknown) => {
+              if (err !== null && typeof err === 'object') groupErrors.add(err);
+              groupError ??= err;
+            });
+          }, heartbeatIntervalMs);
+          const heartbeat = async () => {
+            if (groupError !== undefined) throw groupError;
+            await asGroupCall(() => payload.heartbeat());
+          };
           try {
-            await mutex.run(() => processBatch(payload));
+            await mutex.run(async () => {
+              if (fatal !== undefined || forced) return;
+              try {
+                await handleBatch(payload, heartbeat);
+              } catch (err) {
+                if (isGroupError(err)) {
+                  rebalancing = true;
+                  await beforeRevocation(payload);
+                }
+                throw err;
+              }
+            });
           } catch (err) {
-            // Rebalances and lost membership are kafkajs's to handle (it rejoins); the batch is not
-            // committed, and what it merged is still in the outbox.
-            if (err !== null && typeof err === 'object' && groupErrors.has(err)) throw err;
+            // Rebalances and lost membership are kafkajs's to handle (it rejoins); what was not
+            // committed is read again, and what it merged is still in the outbox.
+            if (isGroupError(err)) throw err;
             fail(err);
           } finally {
+            clearInterval(keepalive);
             busy--;
             lastActivity = Date.now();
           }
         },
       });
+
+      /** Between batches (none in flight): the timed drain, when one is due. */
+      const drainIdle = (what: () => Promise<void>) => {
+        if (stopRequested || busy > 0 || draining) return;
+        draining = true;
+        void mutex
+          .run(async () => {
+            if (stopRequested || busy > 0 || fatal !== undefined || forced || rebalancing) return;
+            await what();
+          })
+          .catch((err: unknown) => {
+            if (!once && isTransient(err) && !stopRequested)
+              logger.warn(`${(err as Error).message}; will retry`);
+            else fail(err);
+          })
+          .finally(() => {
+            draining = false;
+            lastActivity = Date.now();
+          });
+      };
+      timers.push(
+        setInterval(() => {
+          if (drainDue()) drainIdle(() => drainAndCommit(noHeartbeat, commitBetweenBatches, true));
+        }, 250),
+      );
 
       if (once) {
         timers.push(
@@ -458,8 +650,16 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
                 // Another instance's progress counts as activity: the group is moving.
                 for (const [id, offset] of fresh) if (committed.get(id) !== offset) lastActivity = Date.now();
                 committed = fresh;
+                // Product partitions another instance finished before this one got them.
+                updateProductPhase();
                 if (isDone()) requestStop('end-offsets');
-                else if (joined && busy === 0 && Date.now() - lastActivity > idleTimeoutMs) {
+                // Deferred delivery: another instance commits only when its drain is due.
+                else if (
+                  joined &&
+                  busy === 0 &&
+                  !draining &&
+                  Date.now() - lastActivity > idleTimeoutMs + maxDeliveryDelayMs
+                ) {
                   fail(
                     new InterruptedError(
                       `no progress for ${idleTimeoutMs / 1000} s before reaching the end offsets seen at start (partitions held by an unresponsive instance, or a rebalance that does not finish); rerun to continue`,
@@ -474,39 +674,43 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
           }, 1_000),
         );
       } else {
-        // Between batches, pick up outbox rows nobody is delivering (an instance died, or a
-        // rebalance cut a drain short): one delivery round at a time so batches are not held up.
+        // Pick up outbox rows nobody is delivering (an instance died, or a rebalance cut a drain
+        // short) while this instance has nothing of its own waiting: one delivery round at a time so
+        // batches are not held up.
         timers.push(
           setInterval(() => {
-            if (stopRequested || busy > 0) return;
-            void mutex
-              .run(async () => {
-                if (stopRequested || busy > 0) return;
-                const claims = await store.pendingTotal();
-                if (claims > 0) await drainer.drain({ gen: null, heartbeat: async () => {}, maxRounds: 1 });
-              })
-              .catch((err: unknown) => {
-                if (isTransient(err)) logger.warn(`${(err as Error).message}; will retry`);
-                else fail(err);
-              });
+            if (!pending.idle) return;
+            drainIdle(async () => {
+              if (!pending.idle) return;
+              const claims = await store.pendingTotal();
+              if (claims > 0) await drainer.drain({ gen: null, heartbeat: noHeartbeat, maxRounds: 1 });
+            });
           }, 2_000),
         );
       }
 
       await stopSignal;
       for (const t of timers.splice(0)) clearInterval(t);
-      // Finish the batch in flight (it commits), leave the group; bounded so a stuck delivery
-      // cannot keep a stopping process alive.
-      const stopped = c.disconnect().then(
-        () => false,
-        () => false,
-      );
-      const timedOut = await Promise.race([stopped, sleep(shutdownTimeoutMs).then(() => true)]);
+      // Deliver what was merged and commit it (a batch in flight does so itself), then leave the
+      // group; bounded so a stuck delivery cannot keep a stopping process alive.
+      const finishing = (async () => {
+        if (fatal === undefined) {
+          try {
+            c.pause(dataTopics.map((topic) => ({ topic })));
+          } catch (err) {
+            logger.debug(`could not pause fetching: ${(err as Error).message}`);
+          }
+          await mutex.run(() => drainAndCommit(noHeartbeat, commitBetweenBatches, false)).catch(fail);
+        }
+        await c.disconnect().catch(() => {});
+        return false;
+      })();
+      const timedOut = await Promise.race([finishing, sleep(shutdownTimeoutMs).then(() => true)]);
       consumer = undefined;
       if (timedOut) {
         forced = true;
         fatal ??= new InterruptedError(
-          `the batch in flight did not finish within ${shutdownTimeoutMs / 1000} s of stopping; it was not committed and will be read again`,
+          `deliveries in flight did not finish within ${shutdownTimeoutMs / 1000} s of stopping; what they cover was not committed and will be read again`,
         );
       }
     }

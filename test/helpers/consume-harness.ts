@@ -131,6 +131,59 @@ export async function createHarness(
   };
 }
 
+/**
+ * What the consume stage has merged so far, read from its state store by a second connection while
+ * it runs (SQLite in WAL mode allows that): live customers and products, and dirty customers.
+ */
+export async function mergedCounts(
+  state: string,
+): Promise<{ customers: number; products: number; dirty: number }> {
+  const db = await openDb(state);
+  try {
+    const count = async (table: string) => {
+      try {
+        return Number(
+          (await db.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM ${table}`))[0]?.n ?? 0,
+        );
+      } catch {
+        return 0; // the stage has not created its tables yet
+      }
+    };
+    return {
+      customers: await count('consume_customers'),
+      products: await count('consume_products'),
+      dirty: await count('consume_dirty'),
+    };
+  } finally {
+    await db.close();
+  }
+}
+
+/** Messages the harness's group has committed on both data topics (0 when nothing is committed). */
+export async function committedMessages(h: Harness): Promise<number> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    let total = 0;
+    for (const { partitions } of await admin.fetchOffsets({
+      groupId: h.group,
+      topics: [h.customerTopic, h.productTopic],
+    })) {
+      for (const p of partitions) if (Number(p.offset) > 0) total += Number(p.offset);
+    }
+    return total;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** How often each customer was written at Analytics. */
+export function writesPerCustomer(log: LogEntry[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of log) out.set(e.customerId, (out.get(e.customerId) ?? 0) + 1);
+  return out;
+}
+
 export interface StoredRecord {
   customerId: string;
   key: string;

@@ -4,10 +4,13 @@ import { DLQ_HEADER } from '../../src/connectors/dead-letter.js';
 import { ExitCode, UsageError } from '../../src/errors.js';
 import { customerId, firstRound, productId, publishAll, SourceWorld } from '../helpers/consume-data.js';
 import {
+  committedMessages,
   createHarness,
   expectNothingStoredTwice,
   expectViewMatches,
+  mergedCounts,
   writeLog,
+  writesPerCustomer,
   type Harness,
   type StateKind,
 } from '../helpers/consume-harness.js';
@@ -31,7 +34,7 @@ describe.each<StateKind>(['sqlite', 'postgres'])('consume --once end to end (%s 
     const h = await setup(kind);
     const world = new SourceWorld();
     const { customerEnvelopes, productEnvelopes } = firstRound(world, 120, 30);
-    // Customers first: many are delivered with unresolved products, then again once products arrive.
+    // Customers first: --once still reads the products first, so they are known at delivery.
     await publishAll([
       { topic: h.customerTopic, envelopes: customerEnvelopes },
       { topic: h.productTopic, envelopes: productEnvelopes },
@@ -383,9 +386,11 @@ describe('outbox left behind by another instance', () => {
 
 describe('two consumer instances sharing PostgreSQL state', () => {
   it('a second instance joining mid-run (rebalance) loses nothing and stores nothing twice', async () => {
-    const h = await setup('postgres', { faults: { latencyMs: 60 } });
+    const h = await setup('postgres', { faults: { latencyMs: 40 } });
     const world = new SourceWorld();
-    const { customerEnvelopes, productEnvelopes } = firstRound(world, 600, 40);
+    // ~1.6 MB a customer partition: two Kafka fetches each, so however far the first instance got
+    // before it noticed the rebalance, the partitions handed to the second still hold unread messages.
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 3000, 40);
     await publishAll([
       { topic: h.customerTopic, envelopes: customerEnvelopes },
       { topic: h.productTopic, envelopes: productEnvelopes },
@@ -403,5 +408,113 @@ describe('two consumer instances sharing PostgreSQL state', () => {
     await expectNothingStoredTwice(h.server);
     const after = await h.run();
     expect(after).toMatchObject({ consumed: 0, delivered: 0, pendingDeliveries: 0, lagLeft: { total: 0 } });
+  });
+});
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.each<StateKind>(['sqlite', 'postgres'])('deferred delivery (%s state)', (kind) => {
+  it('--once sends each customer of an initial load once, customers published before their products', async () => {
+    const h = await setup(kind);
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 150, 30);
+    await publishAll([
+      { topic: h.customerTopic, envelopes: customerEnvelopes },
+      { topic: h.productTopic, envelopes: productEnvelopes },
+    ]);
+    // A small backlog: several delivery rounds, each after the products were read.
+    const summary = await h.run({ batchSize: 10, deliveryBacklog: 40 });
+    expect(summary).toMatchObject({
+      status: 'completed',
+      exitCode: ExitCode.Ok,
+      error: null,
+      pendingDeliveries: 0,
+      lagLeft: { total: 0 },
+    });
+    const expected = world.expectedView();
+    await expectViewMatches(h.server, expected);
+    const log = await expectNothingStoredTwice(h.server);
+    expect(writesPerCustomer(log)).toEqual(new Map([...expected.keys()].map((id) => [id, 1])));
+    expect(summary.delivered).toBe(expected.size);
+    expect(summary.sinkBatches).toBeGreaterThanOrEqual(Math.ceil(expected.size / 10));
+    // A product that never arrives does not hold its customers back: they are sent with it unresolved.
+    const waiting = [...expected.values()].filter((r) => r.unresolvedProductIds.length > 0);
+    expect(waiting.length).toBeGreaterThan(0);
+    for (const r of waiting) {
+      const sent = log.find((e) => e.customerId === r.customerId)?.record as {
+        unresolvedProductIds: string[];
+      };
+      expect(sent.unresolvedProductIds).toEqual(r.unresolvedProductIds);
+    }
+  });
+});
+
+describe('deferred delivery without --once', () => {
+  async function customersThenProducts(maxDeliveryDelayMs: number) {
+    const h = await setup('postgres');
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 60, 12);
+    await publishAll([{ topic: h.customerTopic, envelopes: customerEnvelopes }]);
+    const controller = new AbortController();
+    const running = h.run({
+      once: false,
+      batchSize: 10,
+      maxDeliveryDelayMs,
+      deliveryBacklog: 10_000,
+      signal: controller.signal,
+    });
+    await until('every customer merged', async () => (await mergedCounts(h.state)).customers === 60);
+    const beforeProducts = await writeLog(h.server);
+    await publishAll([{ topic: h.productTopic, envelopes: productEnvelopes }]);
+    await until('every product merged', async () => (await mergedCounts(h.state)).products === 12);
+    return { h, world, controller, running, beforeProducts };
+  }
+
+  it('products arriving within --max-delivery-delay are delivered with their customers, once; a stop delivers and commits', async () => {
+    const { h, world, controller, running, beforeProducts } = await customersThenProducts(120_000);
+    // Merged and marked, but not delivered: the delay has not run out, and nothing is committed.
+    expect(beforeProducts).toHaveLength(0);
+    expect(await writeLog(h.server)).toHaveLength(0);
+    expect(await committedMessages(h)).toBe(0);
+    expect((await mergedCounts(h.state)).dirty).toBe(60);
+    controller.abort();
+    const stopped = await running;
+    expect(stopped).toMatchObject({
+      status: 'stopped',
+      exitCode: ExitCode.Ok,
+      error: null,
+      consumed: 72,
+      delivered: 60,
+      pendingDeliveries: 0,
+      lagLeft: { total: 0 },
+    });
+    const expected = world.expectedView();
+    await expectViewMatches(h.server, expected);
+    const log = await expectNothingStoredTwice(h.server);
+    expect(writesPerCustomer(log)).toEqual(new Map([...expected.keys()].map((id) => [id, 1])));
+  });
+
+  it('with --max-delivery-delay 0 every batch is delivered at once: customers go unresolved, then again', async () => {
+    const { h, world, controller, running } = await customersThenProducts(0);
+    await until('the re-deliveries', async () => (await writeLog(h.server)).length > 60);
+    controller.abort();
+    const stopped = await running;
+    expect(stopped).toMatchObject({ status: 'stopped', exitCode: ExitCode.Ok, lagLeft: { total: 0 } });
+    await expectViewMatches(h.server, world.expectedView());
+    const log = await expectNothingStoredTwice(h.server);
+    const first = log.slice(0, 60);
+    expect(new Set(first.map((e) => e.customerId)).size).toBe(60);
+    // Products were unknown at their first delivery: every customer with references went out unresolved.
+    for (const e of first) {
+      const record = e.record as { customer: { productIds: string[] }; unresolvedProductIds: string[] };
+      expect(record.unresolvedProductIds).toEqual([...new Set(record.customer.productIds)]);
+    }
+    expect(stopped.delivered).toBeGreaterThan(60);
   });
 });

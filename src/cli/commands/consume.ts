@@ -26,6 +26,7 @@ interface ConsumeFlags extends AnalyticsFlags {
   idleTimeout?: number;
   shutdownTimeout?: number;
   sessionTimeout?: number;
+  maxDeliveryDelay?: number;
 }
 
 function seconds(ms: number): string {
@@ -70,13 +71,18 @@ export default function register(program: Command): void {
     )
     .option(
       '--shutdown-timeout <seconds>',
-      `on SIGINT/SIGTERM, wait this long for the batch in flight (default ${CONSUME_DEFAULTS.shutdownTimeoutMs / 1000})`,
+      `on SIGINT/SIGTERM, wait this long for the batch in flight and the delivery of what was read (default ${CONSUME_DEFAULTS.shutdownTimeoutMs / 1000})`,
       parseIntFlag('--shutdown-timeout', 1),
     )
     .option(
       '--session-timeout <seconds>',
       `Kafka session timeout: how soon the group gives a dead instance's partitions to others (default ${CONSUME_DEFAULTS.sessionTimeoutMs / 1000})`,
       parseIntFlag('--session-timeout', 6),
+    )
+    .option(
+      '--max-delivery-delay <seconds>',
+      `deliver merged changes at most this long after reading them, so a customer whose products arrive a few batches later is sent once; 0 delivers after every Kafka batch (default ${CONSUME_DEFAULTS.maxDeliveryDelayMs / 1000})`,
+      parseIntFlag('--max-delivery-delay', 0),
     );
   addAnalyticsOptions(command)
     .addHelpText(
@@ -85,6 +91,9 @@ export default function register(program: Command): void {
 State (merge tables, delivery outbox and ledger) lives in the state store: --state / SYNCCTL_STATE,
 a SQLite file by default or a postgres:// URL so several instances can share one group.
 Unified records: docs/unified-record.md, schemas/unified-record.schema.json.
+Delivery is deferred by up to --max-delivery-delay (sooner once 20 × --batch-size customers wait,
+at the end of --once, on a stop); offsets are committed only after that delivery. --once reads
+the product topic before the customer topic.
 
 Exit codes: 0 all delivered; 3 finished, some records dead-lettered; 75 Analytics or Kafka
 unavailable (rerun later: nothing is lost or stored twice); 1 other failures; 2 usage/config.
@@ -120,11 +129,19 @@ Examples:
           opts.sessionTimeout,
           CONSUME_DEFAULTS.sessionTimeoutMs / 1000,
         );
+        const maxDeliveryDelay = pick(
+          settings,
+          'maxDeliveryDelay',
+          opts.maxDeliveryDelay,
+          CONSUME_DEFAULTS.maxDeliveryDelayMs / 1000,
+        );
         const productRefPath = pick(settings, 'productRefPath', opts.productRefPath);
 
         const controller = new AbortController();
         const onSignal = (signal: NodeJS.Signals) => {
-          ctx.logger.warn(`${signal}: finishing the batch in flight, then stopping (again to quit at once)`);
+          ctx.logger.warn(
+            `${signal}: finishing the batch in flight and delivering what was read, then stopping (again to quit at once)`,
+          );
           controller.abort();
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
@@ -154,6 +171,7 @@ Examples:
               idleTimeoutMs: idleTimeout * 1000,
               shutdownTimeoutMs: shutdownTimeout * 1000,
               sessionTimeoutMs: sessionTimeout * 1000,
+              maxDeliveryDelayMs: maxDeliveryDelay * 1000,
               signal: controller.signal,
               logger: ctx.logger,
             });

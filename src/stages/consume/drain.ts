@@ -34,7 +34,7 @@ export interface DrainUntil {
   gen: number | null;
   /** Called between deliveries and while waiting for other instances. */
   heartbeat: () => Promise<void>;
-  /** Checked while waiting for other instances' claims; true gives up (the caller will not commit). */
+  /** Checked before every round and while waiting for other instances' claims; true gives up (the caller will not commit). */
   cancelled?: () => boolean;
   /** At most this many delivery rounds (claim + deliver), then return even if more is dirty. */
   maxRounds?: number;
@@ -53,15 +53,13 @@ export class Drainer {
   async drain(until: DrainUntil): Promise<void> {
     for (let rounds = 0; ;) {
       if (until.maxRounds !== undefined && rounds >= until.maxRounds) return;
+      if (until.cancelled?.()) throw new InterruptedError('stopped before the outbox was drained');
       if (until.gen !== null && (await this.o.store.pendingUpTo(until.gen)) === 0) return;
       const claims = await this.o.store.claim(this.o.owner, this.o.batchSize, this.o.leaseMs);
       if (claims.length === 0) {
         if (until.gen === null) return;
         // Rows are claimed by someone else: wait for them, unless their owner died on this host.
         if ((await this.o.store.releaseDeadOwners(this.o.owner)) > 0) continue;
-        if (until.cancelled?.()) {
-          throw new InterruptedError('stopped while waiting for other instances to deliver');
-        }
         await new Promise((resolve) => setTimeout(resolve, WAIT_MS));
         await until.heartbeat();
         continue;
