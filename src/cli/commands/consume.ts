@@ -13,6 +13,7 @@ import { pick } from '../../settings.js';
 import { consume, CONSUME_DEFAULTS, type ConsumeSummary } from '../../stages/consume.js';
 import { DEFAULT_TOPICS } from '../../stages/topics.js';
 import { defaultStatePath, openDb, redactUrl } from '../../state/db.js';
+import { stopOnSignals } from '../signals.js';
 import { action, parseIntFlag, type GlobalFlags } from '../context.js';
 
 interface ConsumeFlags extends AnalyticsFlags {
@@ -137,17 +138,11 @@ Examples:
         );
         const productRefPath = pick(settings, 'productRefPath', opts.productRefPath);
 
-        const controller = new AbortController();
-        const onSignal = (signal: NodeJS.Signals) => {
+        const stop = stopOnSignals((signal) =>
           ctx.logger.warn(
             `${signal}: finishing the batch in flight and delivering what was read, then stopping (again to quit at once)`,
-          );
-          controller.abort();
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
-        };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
+          ),
+        );
         let spinner: Ora | undefined;
         if (ctx.interactive) spinner = ora({ text: 'consuming…', stream: process.stderr }).start();
         const sink = createAnalyticsSink(analytics, ctx.logger);
@@ -172,7 +167,7 @@ Examples:
               shutdownTimeoutMs: shutdownTimeout * 1000,
               sessionTimeoutMs: sessionTimeout * 1000,
               maxDeliveryDelayMs: maxDeliveryDelay * 1000,
-              signal: controller.signal,
+              signal: stop.signal,
               logger: ctx.logger,
             });
           } finally {
@@ -180,8 +175,7 @@ Examples:
           }
         } finally {
           spinner?.stop();
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
+          stop.dispose();
           await sink.close().catch(() => {});
         }
         if (summary.error) {

@@ -19,6 +19,7 @@ import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js'
 import type { Logger } from '../../log.js';
 import type { SettingsSource } from '../../settings.js';
 import { contextFrom, parseIntFlag, type CliContext, type GlobalFlags } from '../context.js';
+import { stopOnSignals } from '../signals.js';
 
 interface FetchFlags extends Record<string, unknown> {
   source?: string;
@@ -235,15 +236,9 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
 
   const connector: SourceConnector = await createSourceConnector(source, settings, opts, ctx.logger);
   const statePath = pick(settings, 'state', globals.state, defaultStatePath());
-  const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => {
-    ctx.logger.warn(`${signal}: finishing the page in flight, then stopping (again to abort at once)`);
-    controller.abort();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = stopOnSignals((signal) =>
+    ctx.logger.warn(`${signal}: finishing the page in flight, then stopping (again to abort at once)`),
+  );
   let spinner: Ora | undefined;
   // A spinner on the terminal would mix into NDJSON shown on the same terminal.
   if (ctx.interactive && !(dataOnStdout && process.stdout.isTTY)) {
@@ -262,7 +257,7 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
         restart,
         rejectsPath,
         concurrency,
-        signal: controller.signal,
+        signal: stop.signal,
         logger: ctx.logger,
         onProgress: (p) => {
           if (!spinner) return;
@@ -275,8 +270,7 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
     }
   } finally {
     spinner?.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
     await connector.close().catch(() => {});
   }
 
