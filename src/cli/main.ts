@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, toSyncError, UsageError, type SyncError } from '../errors.js';
+import { ExitCode, toSyncError, type SyncError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
 import { redact } from '../redact.js';
 
@@ -53,14 +53,13 @@ export async function runCli(argv: string[]): Promise<number> {
     return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return ExitCode.Ok;
-      if (err.code === 'commander.help' || err.code === 'commander.executeSubCommandAsync')
-        return ExitCode.Ok;
-      return ExitCode.Usage;
+      // Help asked for, or shown because no command was given, is not an error.
+      const helpOrVersion = ['commander.helpDisplayed', 'commander.help', 'commander.version'];
+      return helpOrVersion.includes(err.code) ? ExitCode.Ok : ExitCode.Usage;
     }
     const syncError = toSyncError(err);
     const verbose = argv.includes('-v') || argv.includes('--verbose');
-    process.stderr.write(describe(syncError instanceof UsageError ? syncError : syncError, verbose));
+    process.stderr.write(describe(syncError, verbose));
     return syncError.exitCode;
   }
 }

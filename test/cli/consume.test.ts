@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/errors.js';
-import { BIN, isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type Child } from '../helpers/cli.js';
 import { firstRound, publishAll, SourceWorld } from '../helpers/consume-data.js';
 import {
   committedMessages,
@@ -23,34 +23,10 @@ afterEach(async () => {
   for (const h of harnesses.splice(0)) await h.close();
 });
 
-interface Running {
-  child: ChildProcess;
-  output(): { stdout: string; stderr: string };
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function start(h: Harness, extra: string[]): Running {
-  const env = Object.fromEntries(
-    Object.entries(isolatedEnv(h.cliEnv())).filter(([, v]) => v !== undefined),
-  ) as Record<string, string>;
-  const child = spawn(process.execPath, [BIN, ...h.cliArgs(), ...extra], { env });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  );
-  return { child, exited, output: () => ({ stdout, stderr }) };
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+function start(h: Harness, extra: string[]): Child {
+  const run = startSyncctl([...h.cliArgs(), ...extra], isolatedEnv(h.cliEnv()));
+  children.push(run.process);
+  return run;
 }
 
 async function runOnce(h: Harness, extra: string[] = []) {
@@ -70,8 +46,8 @@ describe.each<StateKind>(['sqlite', 'postgres'])('syncctl consume killed with SI
       { topic: h.customerTopic, envelopes: customerEnvelopes },
       { topic: h.productTopic, envelopes: productEnvelopes },
     ]);
-    const kill = async (run: Running) => {
-      run.child.kill('SIGKILL');
+    const kill = async (run: Child) => {
+      run.process.kill('SIGKILL');
       expect((await run.exited).signal).toBe('SIGKILL');
     };
 
@@ -141,7 +117,7 @@ describe.each<StateKind>(['sqlite', 'postgres'])(
       });
       expect(await writeLog(h.server)).toHaveLength(0);
       expect(await committedMessages(h)).toBe(0);
-      run.child.kill('SIGKILL');
+      run.process.kill('SIGKILL');
       expect((await run.exited).signal).toBe('SIGKILL');
 
       const rerun = await runOnce(h, ['--json']);
@@ -179,10 +155,10 @@ describe('syncctl consume', () => {
     const running = start(h, ['--batch-size', '10', '--shutdown-timeout', '20']);
     await waitFor('deliveries', async () => (await writeLog(h.server)).length >= 30);
     const signalledAt = Date.now();
-    running.child.kill('SIGTERM');
+    running.process.kill('SIGTERM');
     const { code } = await running.exited;
     expect(Date.now() - signalledAt).toBeLessThan(20_000);
-    const { stdout, stderr } = running.output();
+    const [stdout, stderr] = [running.stdout(), running.stderr()];
     expect(code, stderr).toBe(0);
     expect(stderr).toMatch(/SIGTERM: finishing the batch in flight/);
     expect(stdout).toMatch(/^consumed \d+ message\(s\) from /m);

@@ -1,11 +1,9 @@
-/** Shared by the fetch CLI tests: temp state, NDJSON reading, a killable child, checkpoint peeking. */
-import { spawn, type ChildProcess } from 'node:child_process';
+/** Shared by the fetch CLI tests: temp state, NDJSON reading, checkpoint peeking. */
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Envelope } from '../../src/records/envelope.js';
-import { BIN, ROOT } from '../helpers/cli.js';
 
 export function tempDir(prefix = 'syncctl-fetch-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -61,42 +59,6 @@ export function listCheckpoints(
     return rows.map((r) => ({ name: r.name, value: JSON.parse(r.value) as Record<string, unknown> }));
   } finally {
     db.close();
-  }
-}
-
-export interface Child {
-  process: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts bin/syncctl without waiting for it, so a test can kill it mid-run. */
-export function startSyncctl(args: string[], env: Record<string, string | undefined>): Child {
-  const cleanEnv = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as Record<
-    string,
-    string
-  >;
-  const child = spawn(process.execPath, [BIN, ...args], {
-    cwd: ROOT,
-    env: cleanEnv,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal })),
-  );
-  return { process: child, stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-export async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 

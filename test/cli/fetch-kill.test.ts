@@ -3,19 +3,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { expectedCustomers } from '../../fixtures/data/customers.js';
 import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
 import type { FetchSummary } from '../../src/stages/fetch.js';
-import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type Child } from '../helpers/cli.js';
 import { createTopic, readAll, testBrokers, uniqueName, type ReadRecord } from '../helpers/kafka.js';
-import {
-  duplicates,
-  idsOf,
-  listCheckpoints,
-  readCheckpoint,
-  readNdjson,
-  startSyncctl,
-  tempDir,
-  waitFor,
-  type Child,
-} from './fetch-helpers.js';
+import { duplicates, idsOf, listCheckpoints, readCheckpoint, readNdjson, tempDir } from './fetch-helpers.js';
 
 const TOKEN = 'crm-kill-token';
 const COUNT = 1500;

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
 import { startInventoryServer, type InventoryServer } from '../../fixtures/inventory/server.js';
-import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { isolatedEnv, runSyncctl, startSyncctl } from '../helpers/cli.js';
 import {
   createHarness,
   expectNothingStoredTwice,
@@ -15,7 +15,6 @@ import {
   writeLog,
   type Harness,
 } from '../helpers/consume-harness.js';
-import { startSyncctl } from '../cli/fetch-helpers.js';
 import { testBrokers } from '../helpers/kafka.js';
 
 const CUSTOMERS = 300;
