@@ -1,3 +1,4 @@
+import { redact } from './redact.js';
 /** Diagnostics go to stderr with a recognisable prefix; stdout is reserved for data and results. */
 export type LogLevel = 'quiet' | 'info' | 'verbose';
 
@@ -11,8 +12,10 @@ export interface Logger {
 
 export function createLogger(
   level: LogLevel = 'info',
-  write: (s: string) => unknown = (s) => process.stderr.write(s),
+  output: (s: string) => unknown = (s) => process.stderr.write(s),
 ): Logger {
+  // Every diagnostic passes the same redaction as errors and summaries.
+  const write = (s: string) => output(redact(s));
   return {
     level,
     error: (m) => write(`syncctl: error: ${m}\n`),

@@ -6,8 +6,19 @@ const PATTERNS: [RegExp, string][] = [
   [/(\/\/[^:/@\s]+:)[^@/\s]+@/g, '$1***@'],
 ];
 
+/** Values of the secret settings this process resolved (see settings/resolve.ts): masked wherever they appear. */
+const known = new Set<string>();
+
+/** Shorter values would mask ordinary words; such tokens are caught by the patterns above if at all. */
+const MIN_SECRET_LENGTH = 4;
+
+export function addSecret(value: string): void {
+  if (value.length >= MIN_SECRET_LENGTH) known.add(value);
+}
+
 export function redact(text: string): string {
   let out = text;
+  for (const secret of known) if (out.includes(secret)) out = out.split(secret).join('***');
   for (const [pattern, replacement] of PATTERNS) out = out.replace(pattern, replacement);
   return out;
 }

@@ -1,18 +1,21 @@
 import type { Command } from 'commander';
-import { ExitCode, UsageError } from '../errors.js';
+import { ConfigError, ExitCode, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { loadSettings, pick, type SettingsSource } from '../settings.js';
+import { redact } from '../redact.js';
+import {
+  GLOBAL_SETTINGS,
+  loadSettings,
+  profilesPath,
+  resolveSettings,
+  type SettingGroup,
+  type SettingValues,
+  type SettingsSource,
+} from '../settings/index.js';
 import { parseBrokers } from '../connectors/kafka.js';
-
-export const DEFAULT_BROKERS = '127.0.0.1:9092';
+import { defaultStatePath } from '../state/db.js';
 
 export interface GlobalFlags {
-  brokers?: string;
-  json?: boolean;
-  quiet?: boolean;
-  verbose?: boolean;
   profile?: string;
-  state?: string;
 }
 
 /** What every command gets: resolved global settings, a logger, and where to print. */
@@ -21,32 +24,38 @@ export interface CliContext {
   quiet: boolean;
   logger: Logger;
   settings: SettingsSource;
+  /** The resolved values of a group of settings: the command's flags > SYNCCTL_* > profile > defaults. */
+  resolve<G extends SettingGroup>(group: G): SettingValues<G>;
   brokers(): string[];
+  /** The state store location (--state, or the default SQLite file). */
+  statePath(): string;
   stdout(text: string): void;
   /** Whether progress animation may be shown (a terminal, not CI, not --json/--quiet). */
   interactive: boolean;
 }
 
 export function contextFrom(command: Command, options: ActionOptions = {}): CliContext {
-  const flags = command.optsWithGlobals<GlobalFlags>();
-  const settings = loadSettings(flags.profile, process.env, !options.profileMayBeMissing);
-  const quiet = flags.quiet ?? false;
-  const verbose = flags.verbose ?? false;
+  const flags = command.optsWithGlobals<GlobalFlags & Record<string, unknown>>();
+  const settings = loadProfile(flags.profile, options);
+  const globals = resolveSettings(GLOBAL_SETTINGS, settings, flags);
+  const { quiet, verbose, json } = globals;
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
-  const json = pick(settings, 'json', flags.json, false);
   const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
   return {
     json,
     quiet,
     logger,
     settings,
+    resolve: (group) => resolveSettings(group, settings, command.opts()),
     brokers: () => {
-      const list = parseBrokers(pick(settings, 'brokers', flags.brokers, DEFAULT_BROKERS));
+      const list = parseBrokers(globals.brokers);
       if (list.length === 0) throw new UsageError('--brokers is empty');
       return list;
     },
+    statePath: () => globals.state ?? defaultStatePath(),
     stdout: (text) => {
-      process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      const safe = redact(text);
+      process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`);
     },
     interactive: Boolean(process.stderr.isTTY) && !process.env.CI && !json && !quiet,
   };
@@ -65,18 +74,29 @@ export function report(ctx: CliContext, result: CommandResult): ExitCode {
   return result.exitCode ?? ExitCode.Ok;
 }
 
-export function parseIntFlag(name: string, min = 0) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new UsageError(`${name} must be an integer ≥ ${min}, got "${value}"`);
-    return n;
-  };
+export interface ActionOptions {
+  /** For `config`, which creates profiles and fixes bad values: neither a missing profile nor a bad value is an error. */
+  editsProfiles?: boolean;
+  /** For commands that must work whatever the profiles file holds (sandbox status/down): it is only warned about. */
+  profileOptional?: boolean;
 }
 
-export interface ActionOptions {
-  /** For commands that create profiles: a --profile that does not exist yet is not an error. */
-  profileMayBeMissing?: boolean;
+function loadProfile(profileName: string | undefined, options: ActionOptions): SettingsSource {
+  try {
+    return loadSettings(profileName, process.env, {
+      requireExisting: !options.editsProfiles,
+      validate: !options.editsProfiles,
+    });
+  } catch (err) {
+    if (!options.profileOptional || !(err instanceof ConfigError)) throw err;
+    process.stderr.write(`syncctl: warning: ${err.message}; going on without the profile\n`);
+    return {
+      env: process.env,
+      profile: {},
+      profileName: profileName ?? 'default',
+      profilePath: profilesPath(),
+    };
+  }
 }
 
 /** Wraps a command body: builds the context, runs it, prints the result, records the exit code. */

@@ -1,7 +1,9 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ExitCode, toSyncError, type SyncError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
 import { redact } from '../redact.js';
+import { GLOBAL_SETTINGS } from '../settings/index.js';
+import { addSettingOptions } from './options.js';
 
 const EXIT_CODE_HELP = `
 Exit codes:
@@ -19,15 +21,11 @@ export function buildProgram(): Command {
   const program = new Command('syncctl')
     .description('Sync customers (CRM, REST) and products (Inventory, SOAP) through Kafka into Analytics.')
     .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
-    .option('-b, --brokers <list>', 'Kafka bootstrap brokers, comma-separated (default 127.0.0.1:9092)')
-    .option('--json', 'print results as JSON on stdout')
-    .option('-q, --quiet', 'print only errors')
-    .option('-v, --verbose', 'print debug diagnostics on stderr')
-    .option('--profile <name>', 'config profile to read settings from')
-    .addOption(new Option('--state <path>', 'state store: SQLite file path or postgres:// URL'))
+    .option('--profile <name>', 'config profile to read settings from (SYNCCTL_PROFILE)')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_CODE_HELP)
     .exitOverride();
+  addSettingOptions(program, GLOBAL_SETTINGS);
   for (const register of COMMANDS) register(program);
   for (const command of program.commands) command.exitOverride();
   return program;
@@ -35,7 +33,7 @@ export function buildProgram(): Command {
 
 function describe(err: SyncError, verbose: boolean): string {
   const lines = [`syncctl: error: ${redact(err.message)}`];
-  if (err.hint) lines.push(`syncctl: hint: ${err.hint}`);
+  if (err.hint) lines.push(`syncctl: hint: ${redact(err.hint)}`);
   if (verbose && err.stack) lines.push(redact(err.stack));
   return lines.join('\n') + '\n';
 }

@@ -16,19 +16,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Command } from 'commander';
 import got, { HTTPError, RequestError, type Got, type RetryObject } from 'got';
-import {
-  ConfigError,
-  InterruptedError,
-  SinkPermanentError,
-  SinkTransientError,
-  UsageError,
-  type SyncError,
-} from '../errors.js';
+import { InterruptedError, SinkPermanentError, SinkTransientError, type SyncError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
-import { envName, pick, type SettingsSource } from '../settings.js';
+import { ANALYTICS_SETTINGS, resolveSettings, whereToSet, type SettingsSource } from '../settings/index.js';
+import {
+  checkConfig,
+  configDefaults,
+  configFromValues,
+  definedOnly,
+  settingErrors,
+} from './source-settings.js';
 import type { AnalyticsSink, DeliveryOutcome, SinkFailure, SinkRecord } from './sink.js';
 import { RETRY_ERROR_CODES, RETRY_STATUS_CODES } from './http-retry.js';
 
@@ -49,112 +48,38 @@ export interface AnalyticsConfig {
   maxRetryAfterMs: number;
 }
 
-export const ANALYTICS_DEFAULTS = {
-  timeoutMs: 30_000,
-  retries: 5,
-  batchSize: 500,
-  backoffMs: 1_000,
-  backoffLimitMs: 30_000,
-  maxRetryAfterMs: 60_000,
-} as const;
+const DEFAULTS = configDefaults(ANALYTICS_SETTINGS) as Omit<AnalyticsConfig, 'url' | 'token'>;
 
-/** Command-line flags (commander camel-cases them); each is also SYNCCTL_<NAME> and a profile key. */
-export interface AnalyticsFlags {
-  analyticsUrl?: string;
-  analyticsToken?: string;
-  analyticsTimeoutMs?: number;
-  analyticsRetries?: number;
-  analyticsBatchSize?: number;
-  analyticsBackoffMs?: number;
-  analyticsMaxRetryAfterMs?: number;
-}
+const settingError = settingErrors('Analytics', ANALYTICS_SETTINGS);
 
-/** Adds the --analytics-* flags to a command (consume, export-csv, doctor, run). */
-export function addAnalyticsOptions(command: Command): Command {
-  const int = (name: string, min: number) => (value: string) => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min)
-      throw new UsageError(`${name} must be an integer ≥ ${min}, got "${value}"`);
-    return n;
-  };
-  return command
-    .option('--analytics-url <url>', 'Analytics API base URL (SYNCCTL_ANALYTICS_URL)')
-    .option(
-      '--analytics-token <token>',
-      'Analytics bearer token; prefer SYNCCTL_ANALYTICS_TOKEN (flags show in ps)',
-    )
-    .option(
-      '--analytics-timeout-ms <ms>',
-      `per-request timeout (default ${ANALYTICS_DEFAULTS.timeoutMs})`,
-      int('--analytics-timeout-ms', 1),
-    )
-    .option(
-      '--analytics-retries <n>',
-      `retries per request (default ${ANALYTICS_DEFAULTS.retries})`,
-      int('--analytics-retries', 0),
-    )
-    .option(
-      '--analytics-batch-size <n>',
-      `records per request (default ${ANALYTICS_DEFAULTS.batchSize})`,
-      int('--analytics-batch-size', 1),
-    );
-}
-
-/** Resolves the Analytics settings: flags > SYNCCTL_ANALYTICS_* > profile > defaults. */
-export function analyticsConfigFromSettings(
-  settings: SettingsSource,
-  flags: AnalyticsFlags = {},
-): AnalyticsConfig {
-  const url = pick(settings, 'analyticsUrl', flags.analyticsUrl);
-  if (url === undefined || url === '') {
-    throw new ConfigError('the Analytics URL is not set', {
-      hint: `set --analytics-url or ${envName('analyticsUrl')} (\`syncctl sandbox env\` prints it for the sandbox)`,
-    });
+/** Validates options at the edge; every message names the setting and how to set it. */
+export function resolveAnalyticsConfig(input: Partial<AnalyticsConfig>): AnalyticsConfig {
+  const config = { ...DEFAULTS, ...definedOnly(input) } as AnalyticsConfig;
+  checkConfig(config as unknown as Record<string, unknown>, ANALYTICS_SETTINGS, settingError);
+  if (!config.url) {
+    throw settingError('url', 'is required (`syncctl sandbox env` prints it for the sandbox)');
   }
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    parsed = new URL(config.url);
   } catch {
-    throw new ConfigError(`the Analytics URL "${redact(url)}" is not a valid URL`, {
-      hint: `set --analytics-url or ${envName('analyticsUrl')} to e.g. http://127.0.0.1:8080`,
-    });
+    throw settingError('url', `is not a valid URL: "${redact(config.url)}"`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new ConfigError(`the Analytics URL must be http:// or https://, got "${parsed.protocol}"`);
+    throw settingError('url', `must be http:// or https://, got "${parsed.protocol}"`);
   }
-  const token = pick(settings, 'analyticsToken', flags.analyticsToken);
-  if (token === undefined || token === '') {
-    throw new ConfigError('the Analytics token is not set', {
-      hint: `set ${envName('analyticsToken')} (or --analytics-token)`,
-    });
-  }
-  const config: AnalyticsConfig = {
-    url: parsed.toString(),
-    token,
-    timeoutMs: pick(settings, 'analyticsTimeoutMs', flags.analyticsTimeoutMs, ANALYTICS_DEFAULTS.timeoutMs),
-    retries: pick(settings, 'analyticsRetries', flags.analyticsRetries, ANALYTICS_DEFAULTS.retries),
-    batchSize: pick(settings, 'analyticsBatchSize', flags.analyticsBatchSize, ANALYTICS_DEFAULTS.batchSize),
-    backoffMs: pick(settings, 'analyticsBackoffMs', flags.analyticsBackoffMs, ANALYTICS_DEFAULTS.backoffMs),
-    backoffLimitMs: ANALYTICS_DEFAULTS.backoffLimitMs,
-    maxRetryAfterMs: pick(
-      settings,
-      'analyticsMaxRetryAfterMs',
-      flags.analyticsMaxRetryAfterMs,
-      ANALYTICS_DEFAULTS.maxRetryAfterMs,
-    ),
-  };
-  const atLeast = (key: keyof AnalyticsConfig & string, min: number) => {
-    const value = config[key] as number;
-    if (!Number.isInteger(value) || value < min) {
-      throw new ConfigError(`${envName(`analytics-${key}`)} must be an integer ≥ ${min}, got "${value}"`);
-    }
-  };
-  atLeast('timeoutMs', 1);
-  atLeast('retries', 0);
-  atLeast('batchSize', 1);
-  atLeast('backoffMs', 0);
-  atLeast('maxRetryAfterMs', 0);
-  return config;
+  if (!config.token) throw settingError('token', 'is required (the bearer token of the Analytics API)');
+  return { ...config, url: parsed.toString() };
+}
+
+/** The Analytics configuration from flags > SYNCCTL_ANALYTICS_* environment > profile > defaults, validated. */
+export function analyticsConfigFromSettings(
+  settings: SettingsSource,
+  flags: Readonly<Record<string, unknown>> = {},
+): AnalyticsConfig {
+  return resolveAnalyticsConfig(
+    configFromValues(ANALYTICS_SETTINGS, resolveSettings(ANALYTICS_SETTINGS, settings, flags)),
+  );
 }
 
 /** The outcome plus what operators and summaries want to see. */
@@ -558,13 +483,13 @@ function httpFailure(
   };
   if (status === 401 || status === 403) {
     return new SinkPermanentError(`Analytics refused the credentials (${status})`, {
-      hint: `check ${envName('analyticsToken')} / --analytics-token`,
+      hint: `check the token: ${whereToSet('analyticsToken')}`,
       details,
     });
   }
   if (status === 404) {
     return new SinkPermanentError(`Analytics has no ingest endpoint at ${redact(url)} (404)`, {
-      hint: `check ${envName('analyticsUrl')} / --analytics-url (the base URL, without /v1/…)`,
+      hint: `check the base URL, without /v1/…: ${whereToSet('analyticsUrl')}`,
       details,
     });
   }

@@ -14,7 +14,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import type { SettingsSource } from '../settings.js';
+import { CRM_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
 import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
 import {
   WindowRecords,
@@ -24,17 +24,17 @@ import {
   type SourceRecordStats,
 } from './source-records.js';
 import {
-  checkIntegers,
-  checkStrings,
+  checkConfig,
+  configDefaults,
+  configFromValues,
   definedOnly,
   settingErrors,
-  settingReaders,
 } from './source-settings.js';
 import { RETRY_ERROR_CODES, RETRY_STATUS_CODES } from './http-retry.js';
 
 export { readPath };
 
-export const CRM_PAGINATION_STYLES = ['cursor', 'next-url', 'odata', 'link', 'offset'] as const;
+export const CRM_PAGINATION_STYLES = CRM_SETTINGS.crmPagination.choices;
 export type CrmPaginationStyle = (typeof CRM_PAGINATION_STYLES)[number];
 
 export interface CrmFieldMap {
@@ -85,34 +85,6 @@ export interface CrmSourceConfig {
   dedupeWindow: number;
 }
 
-/** Where each setting comes from, for error messages that say what to fix. */
-const FIELD_SOURCES: Record<string, string> = {
-  baseUrl: '--crm-url / SYNCCTL_CRM_URL',
-  token: '--crm-token / SYNCCTL_CRM_TOKEN',
-  path: '--crm-path / SYNCCTL_CRM_PATH',
-  pagination: '--crm-pagination / SYNCCTL_CRM_PAGINATION',
-  recordsPath: '--crm-records-path / SYNCCTL_CRM_RECORDS_PATH',
-  nextPath: '--crm-next-path / SYNCCTL_CRM_NEXT_PATH',
-  cursorParam: '--crm-cursor-param / SYNCCTL_CRM_CURSOR_PARAM',
-  pageSizeParam: '--crm-page-size-param / SYNCCTL_CRM_PAGE_SIZE_PARAM',
-  pageSize: '--crm-page-size / SYNCCTL_CRM_PAGE_SIZE',
-  pageParam: '--crm-page-param / SYNCCTL_CRM_PAGE_PARAM',
-  firstPage: '--crm-first-page / SYNCCTL_CRM_FIRST_PAGE',
-  totalPath: '--crm-total-path / SYNCCTL_CRM_TOTAL_PATH',
-  sinceParam: '--crm-since-param / SYNCCTL_CRM_SINCE_PARAM',
-  untilParam: '--crm-until-param / SYNCCTL_CRM_UNTIL_PARAM',
-  'fields.id': '--crm-id-field / SYNCCTL_CRM_ID_FIELD',
-  'fields.updatedAt': '--crm-updated-at-field / SYNCCTL_CRM_UPDATED_AT_FIELD',
-  'fields.version': '--crm-version-field / SYNCCTL_CRM_VERSION_FIELD',
-  'fields.deleted': '--crm-deleted-field / SYNCCTL_CRM_DELETED_FIELD',
-  'fields.deletedAt': '--crm-deleted-at-field / SYNCCTL_CRM_DELETED_AT_FIELD',
-  timeoutMs: '--crm-timeout / SYNCCTL_CRM_TIMEOUT (ms)',
-  retries: '--crm-retries / SYNCCTL_CRM_RETRIES',
-  backoffLimitMs: '--crm-backoff-limit / SYNCCTL_CRM_BACKOFF_LIMIT (ms)',
-  maxRetryAfterMs: '--crm-max-retry-after / SYNCCTL_CRM_MAX_RETRY_AFTER (ms)',
-  dedupeWindow: '--crm-dedupe-window / SYNCCTL_CRM_DEDUPE_WINDOW',
-};
-
 /** Per-style defaults: a CRM shaped like one of these needs only `pagination`. */
 const STYLE_DEFAULTS: Record<CrmPaginationStyle, Partial<CrmSourceConfig>> = {
   cursor: { recordsPath: 'results', nextPath: 'paging.next.after', pageSizeParam: 'limit' },
@@ -122,50 +94,29 @@ const STYLE_DEFAULTS: Record<CrmPaginationStyle, Partial<CrmSourceConfig>> = {
   offset: { recordsPath: 'data', nextPath: '', pageSizeParam: 'pageSize', totalPath: 'total' },
 };
 
-const BASE_DEFAULTS = {
-  path: '/v1/customers',
-  pagination: 'cursor' as CrmPaginationStyle,
-  cursorParam: 'after',
-  pageSize: 100,
-  pageParam: 'page',
-  firstPage: 1,
-  totalPath: '',
-  sinceParam: 'updatedSince',
-  untilParam: 'updatedUntil',
-  fields: {
-    id: 'id',
-    updatedAt: 'updatedAt',
-    version: 'version',
-    deleted: 'archived',
-    deletedAt: 'deletedAt',
-  },
-  timeoutMs: 30_000,
-  retries: 4,
-  backoffLimitMs: 30_000,
-  maxRetryAfterMs: 120_000,
-  dedupeWindow: 10_000,
-};
+const BASE_DEFAULTS = configDefaults(CRM_SETTINGS) as Partial<CrmSourceConfig> & { fields: CrmFieldMap };
 
 export type CrmSourceInput = Partial<Omit<CrmSourceConfig, 'fields'>> & { fields?: Partial<CrmFieldMap> };
 
-const fieldError = settingErrors('CRM', FIELD_SOURCES);
+const fieldError = settingErrors('CRM', CRM_SETTINGS);
 
 /** Validates options at the edge; every message names the field and how to set it. */
 export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
-  const pagination = input.pagination ?? BASE_DEFAULTS.pagination;
+  const pagination = input.pagination ?? (BASE_DEFAULTS.pagination as CrmPaginationStyle);
   if (!CRM_PAGINATION_STYLES.includes(pagination)) {
     throw fieldError(
       'pagination',
       `must be one of ${CRM_PAGINATION_STYLES.join(', ')}, got "${String(pagination)}"`,
     );
   }
-  const config: CrmSourceConfig = {
+  const config = {
     ...BASE_DEFAULTS,
     ...STYLE_DEFAULTS[pagination],
     ...definedOnly(input),
     pagination,
     fields: { ...BASE_DEFAULTS.fields, ...definedOnly(input.fields) },
   } as CrmSourceConfig;
+  checkConfig(config as unknown as Record<string, unknown>, CRM_SETTINGS, fieldError);
 
   if (!config.baseUrl)
     throw fieldError('baseUrl', 'is required (the CRM API base URL, e.g. https://crm.example.com)');
@@ -178,21 +129,6 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
   if (base.protocol !== 'http:' && base.protocol !== 'https:')
     throw fieldError('baseUrl', 'must be an http(s) URL');
   if (!config.token) throw fieldError('token', 'is required (the bearer token of the CRM API)');
-  checkStrings(
-    config,
-    [
-      'path',
-      'recordsPath',
-      'nextPath',
-      'cursorParam',
-      'pageSizeParam',
-      'pageParam',
-      'totalPath',
-      'sinceParam',
-      'untilParam',
-    ],
-    fieldError,
-  );
   if (
     (pagination === 'cursor' || pagination === 'next-url' || pagination === 'odata') &&
     config.nextPath === ''
@@ -203,87 +139,15 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
     throw fieldError('cursorParam', 'is required for pagination "cursor"');
   if (pagination === 'offset' && config.pageParam === '')
     throw fieldError('pageParam', 'is required for pagination "offset"');
-  checkIntegers(
-    config,
-    [
-      ['pageSize', 1],
-      ['firstPage', 0],
-      ['timeoutMs', 1],
-      ['retries', 0],
-      ['backoffLimitMs', 0],
-      ['maxRetryAfterMs', 0],
-      ['dedupeWindow', 0],
-    ],
-    fieldError,
-  );
-  checkStrings(config.fields, Object.keys(config.fields) as (keyof CrmFieldMap)[], fieldError, 'fields.');
-  if (config.fields.id === '') throw fieldError('fields.id', 'is required');
-  if (config.fields.updatedAt === '') throw fieldError('fields.updatedAt', 'is required');
   return config;
 }
 
-/** Flags the fetch command passes (commander's camelCase of --crm-*). */
-export interface CrmFlags {
-  crmUrl?: string;
-  crmToken?: string;
-  crmPath?: string;
-  crmPagination?: string;
-  crmRecordsPath?: string;
-  crmNextPath?: string;
-  crmCursorParam?: string;
-  crmPageSizeParam?: string;
-  crmPageSize?: number | string;
-  crmPageParam?: string;
-  crmFirstPage?: number | string;
-  crmTotalPath?: string;
-  crmSinceParam?: string;
-  crmUntilParam?: string;
-  crmIdField?: string;
-  crmUpdatedAtField?: string;
-  crmVersionField?: string;
-  crmDeletedField?: string;
-  crmDeletedAtField?: string;
-  crmTimeout?: number | string;
-  crmRetries?: number | string;
-  crmBackoffLimit?: number | string;
-  crmMaxRetryAfter?: number | string;
-  crmDedupeWindow?: number | string;
-}
-
-/**
- * The CRM configuration from flags > SYNCCTL_CRM_* environment > profile > defaults, validated.
- * Keys are the camelCase flag names (`crmUrl` ↔ --crm-url ↔ SYNCCTL_CRM_URL).
- */
-export function crmConfigFromSettings(settings: SettingsSource, flags: CrmFlags = {}): CrmSourceConfig {
-  const { str, num } = settingReaders(settings, flags, fieldError);
-  return resolveCrmConfig({
-    baseUrl: str('crmUrl'),
-    token: str('crmToken'),
-    path: str('crmPath'),
-    pagination: str('crmPagination') as CrmPaginationStyle | undefined,
-    recordsPath: str('crmRecordsPath'),
-    nextPath: str('crmNextPath'),
-    cursorParam: str('crmCursorParam'),
-    pageSizeParam: str('crmPageSizeParam'),
-    pageSize: num('crmPageSize', 'pageSize'),
-    pageParam: str('crmPageParam'),
-    firstPage: num('crmFirstPage', 'firstPage'),
-    totalPath: str('crmTotalPath'),
-    sinceParam: str('crmSinceParam'),
-    untilParam: str('crmUntilParam'),
-    fields: {
-      id: str('crmIdField'),
-      updatedAt: str('crmUpdatedAtField'),
-      version: str('crmVersionField'),
-      deleted: str('crmDeletedField'),
-      deletedAt: str('crmDeletedAtField'),
-    },
-    timeoutMs: num('crmTimeout', 'timeoutMs'),
-    retries: num('crmRetries', 'retries'),
-    backoffLimitMs: num('crmBackoffLimit', 'backoffLimitMs'),
-    maxRetryAfterMs: num('crmMaxRetryAfter', 'maxRetryAfterMs'),
-    dedupeWindow: num('crmDedupeWindow', 'dedupeWindow'),
-  });
+/** The CRM configuration from flags > SYNCCTL_CRM_* environment > profile > defaults, validated. */
+export function crmConfigFromSettings(
+  settings: SettingsSource,
+  flags: Readonly<Record<string, unknown>> = {},
+): CrmSourceConfig {
+  return resolveCrmConfig(configFromValues(CRM_SETTINGS, resolveSettings(CRM_SETTINGS, settings, flags)));
 }
 
 /** Where to continue after a page: JSON-serialisable, stored in checkpoints. */

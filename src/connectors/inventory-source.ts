@@ -21,7 +21,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import type { SettingsSource } from '../settings.js';
+import { INVENTORY_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
 import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
 import {
   WindowRecords,
@@ -31,11 +31,11 @@ import {
   type SourceRecordStats,
 } from './source-records.js';
 import {
-  checkIntegers,
-  checkStrings,
+  checkConfig,
+  configDefaults,
+  configFromValues,
   definedOnly,
   settingErrors,
-  settingReaders,
 } from './source-settings.js';
 
 export { readPath };
@@ -95,113 +95,9 @@ export type InventorySourceInput = Partial<Omit<InventorySourceConfig, 'fields' 
   request?: Partial<InventoryRequestMap>;
 };
 
-/** Where each setting comes from, for error messages that say what to fix. */
-const FIELD_SOURCES: Record<string, string> = {
-  wsdlUrl: '--inventory-wsdl / SYNCCTL_INVENTORY_WSDL',
-  user: '--inventory-user / SYNCCTL_INVENTORY_USER',
-  password: '--inventory-password / SYNCCTL_INVENTORY_PASSWORD',
-  endpoint: '--inventory-endpoint / SYNCCTL_INVENTORY_ENDPOINT',
-  operation: '--inventory-operation / SYNCCTL_INVENTORY_OPERATION',
-  recordsPath: '--inventory-records-path / SYNCCTL_INVENTORY_RECORDS_PATH',
-  nextTokenPath: '--inventory-next-token-path / SYNCCTL_INVENTORY_NEXT_TOKEN_PATH',
-  'request.pageToken': '--inventory-token-param / SYNCCTL_INVENTORY_TOKEN_PARAM',
-  'request.pageSize': '--inventory-page-size-param / SYNCCTL_INVENTORY_PAGE_SIZE_PARAM',
-  'request.modifiedSince': '--inventory-since-param / SYNCCTL_INVENTORY_SINCE_PARAM',
-  'request.modifiedUntil': '--inventory-until-param / SYNCCTL_INVENTORY_UNTIL_PARAM',
-  pageSize: '--inventory-page-size / SYNCCTL_INVENTORY_PAGE_SIZE',
-  'fields.id': '--inventory-id-field / SYNCCTL_INVENTORY_ID_FIELD',
-  'fields.modifiedAt': '--inventory-modified-field / SYNCCTL_INVENTORY_MODIFIED_FIELD',
-  'fields.version': '--inventory-version-field / SYNCCTL_INVENTORY_VERSION_FIELD',
-  'fields.deleted': '--inventory-deleted-field / SYNCCTL_INVENTORY_DELETED_FIELD',
-  timeoutMs: '--inventory-timeout-ms / SYNCCTL_INVENTORY_TIMEOUT_MS',
-  retries: '--inventory-retries / SYNCCTL_INVENTORY_RETRIES',
-  backoffBaseMs: '--inventory-backoff-base / SYNCCTL_INVENTORY_BACKOFF_BASE (ms)',
-  backoffLimitMs: '--inventory-backoff-limit / SYNCCTL_INVENTORY_BACKOFF_LIMIT (ms)',
-  maxRetryAfterMs: '--inventory-max-retry-after / SYNCCTL_INVENTORY_MAX_RETRY_AFTER (ms)',
-  dedupeWindow: '--inventory-dedupe-window / SYNCCTL_INVENTORY_DEDUPE_WINDOW',
-};
+const DEFAULTS = configDefaults(INVENTORY_SETTINGS) as unknown as InventorySourceConfig;
 
-/** The fetch command's options for this source (commander flags → camelCase keys of InventoryFlags). */
-export const INVENTORY_OPTIONS: readonly { flags: string; description: string }[] = [
-  { flags: '--inventory-wsdl <url>', description: 'Inventory WSDL URL (SYNCCTL_INVENTORY_WSDL)' },
-  { flags: '--inventory-user <name>', description: 'WS-Security user (SYNCCTL_INVENTORY_USER)' },
-  {
-    flags: '--inventory-password <secret>',
-    description: 'WS-Security password (SYNCCTL_INVENTORY_PASSWORD; prefer the variable)',
-  },
-  { flags: '--inventory-endpoint <url>', description: "override the WSDL's soap:address" },
-  { flags: '--inventory-operation <name>', description: 'listing operation (default ListProducts)' },
-  {
-    flags: '--inventory-records-path <path>',
-    description: 'dot path to the products (default products.product)',
-  },
-  {
-    flags: '--inventory-next-token-path <path>',
-    description: 'dot path to the next page token (default nextPageToken)',
-  },
-  {
-    flags: '--inventory-token-param <name>',
-    description: 'request element for the page token (default pageToken)',
-  },
-  {
-    flags: '--inventory-page-size-param <name>',
-    description: 'request element for the page size (default pageSize)',
-  },
-  {
-    flags: '--inventory-since-param <name>',
-    description: 'request element for modified-since (default modifiedSince)',
-  },
-  {
-    flags: '--inventory-until-param <name>',
-    description: 'request element for modified-until (default modifiedUntil)',
-  },
-  { flags: '--inventory-page-size <n>', description: 'products per page (default 100)' },
-  { flags: '--inventory-id-field <name>', description: 'product id field (default id)' },
-  { flags: '--inventory-modified-field <name>', description: 'modification time field (default modifiedAt)' },
-  { flags: '--inventory-version-field <name>', description: "version field, '' for none (default version)" },
-  {
-    flags: '--inventory-deleted-field <name>',
-    description: "deleted flag field, '' for none (default discontinued)",
-  },
-  { flags: '--inventory-timeout-ms <ms>', description: 'deadline of every SOAP call (default 30000)' },
-  { flags: '--inventory-retries <n>', description: 'retries of a failing call (default 5)' },
-  { flags: '--inventory-backoff-base <ms>', description: 'first retry delay (default 500)' },
-  { flags: '--inventory-backoff-limit <ms>', description: 'longest retry delay (default 30000)' },
-  {
-    flags: '--inventory-max-retry-after <ms>',
-    description: 'longest Retry-After waited for (default 120000)',
-  },
-  {
-    flags: '--inventory-dedupe-window <n>',
-    description: 'ids remembered to drop exact repeats (default 10000)',
-  },
-];
-
-const DEFAULTS: InventorySourceConfig = {
-  wsdlUrl: '',
-  user: '',
-  password: '',
-  endpoint: '',
-  operation: 'ListProducts',
-  recordsPath: 'products.product',
-  nextTokenPath: 'nextPageToken',
-  request: {
-    pageToken: 'pageToken',
-    pageSize: 'pageSize',
-    modifiedSince: 'modifiedSince',
-    modifiedUntil: 'modifiedUntil',
-  },
-  pageSize: 100,
-  fields: { id: 'id', modifiedAt: 'modifiedAt', version: 'version', deleted: 'discontinued' },
-  timeoutMs: 30_000,
-  retries: 5,
-  backoffBaseMs: 500,
-  backoffLimitMs: 30_000,
-  maxRetryAfterMs: 120_000,
-  dedupeWindow: 10_000,
-};
-
-const fieldError = settingErrors('Inventory', FIELD_SOURCES);
+const fieldError = settingErrors('Inventory', INVENTORY_SETTINGS);
 
 function checkHttpUrl(value: string, field: string): void {
   let url: URL;
@@ -216,12 +112,13 @@ function checkHttpUrl(value: string, field: string): void {
 
 /** Validates options at the edge; every message names the setting and how to set it. */
 export function resolveInventoryConfig(input: InventorySourceInput): InventorySourceConfig {
-  const config: InventorySourceConfig = {
+  const config = {
     ...DEFAULTS,
     ...definedOnly(input),
     request: { ...DEFAULTS.request, ...definedOnly(input.request) },
     fields: { ...DEFAULTS.fields, ...definedOnly(input.fields) },
   } as InventorySourceConfig;
+  checkConfig(config as unknown as Record<string, unknown>, INVENTORY_SETTINGS, fieldError);
 
   if (!config.wsdlUrl) {
     throw fieldError(
@@ -237,108 +134,17 @@ export function resolveInventoryConfig(input: InventorySourceInput): InventorySo
       'is required when the other credential is set',
     );
   }
-  checkStrings(
-    config,
-    ['user', 'password', 'endpoint', 'operation', 'recordsPath', 'nextTokenPath'],
-    fieldError,
-  );
-  checkStrings(
-    config.request,
-    Object.keys(config.request) as (keyof InventoryRequestMap)[],
-    fieldError,
-    'request.',
-  );
-  checkStrings(
-    config.fields,
-    Object.keys(config.fields) as (keyof InventoryFieldMap)[],
-    fieldError,
-    'fields.',
-  );
-  for (const key of ['operation', 'recordsPath', 'nextTokenPath'] as const) {
-    if (config[key] === '') throw fieldError(key, 'is required');
-  }
-  if (config.request.pageToken === '') throw fieldError('request.pageToken', 'is required');
-  if (config.fields.id === '') throw fieldError('fields.id', 'is required');
-  if (config.fields.modifiedAt === '') throw fieldError('fields.modifiedAt', 'is required');
-  checkIntegers(
-    config,
-    [
-      ['pageSize', 1],
-      ['timeoutMs', 1],
-      ['retries', 0],
-      ['backoffBaseMs', 0],
-      ['backoffLimitMs', 0],
-      ['maxRetryAfterMs', 0],
-      ['dedupeWindow', 0],
-    ],
-    fieldError,
-  );
   return config;
 }
 
-/** Flags the fetch command passes (commander's camelCase of --inventory-*). */
-export interface InventoryFlags {
-  inventoryWsdl?: string;
-  inventoryUser?: string;
-  inventoryPassword?: string;
-  inventoryEndpoint?: string;
-  inventoryOperation?: string;
-  inventoryRecordsPath?: string;
-  inventoryNextTokenPath?: string;
-  inventoryTokenParam?: string;
-  inventoryPageSizeParam?: string;
-  inventorySinceParam?: string;
-  inventoryUntilParam?: string;
-  inventoryPageSize?: number | string;
-  inventoryIdField?: string;
-  inventoryModifiedField?: string;
-  inventoryVersionField?: string;
-  inventoryDeletedField?: string;
-  inventoryTimeoutMs?: number | string;
-  inventoryRetries?: number | string;
-  inventoryBackoffBase?: number | string;
-  inventoryBackoffLimit?: number | string;
-  inventoryMaxRetryAfter?: number | string;
-  inventoryDedupeWindow?: number | string;
-}
-
-/**
- * The Inventory configuration from flags > SYNCCTL_INVENTORY_* environment > profile > defaults,
- * validated. Keys are the camelCase flag names (`inventoryWsdl` ↔ --inventory-wsdl ↔ SYNCCTL_INVENTORY_WSDL).
- */
+/** The Inventory configuration from flags > SYNCCTL_INVENTORY_* environment > profile > defaults, validated. */
 export function inventoryConfigFromSettings(
   settings: SettingsSource,
-  flags: InventoryFlags = {},
+  flags: Readonly<Record<string, unknown>> = {},
 ): InventorySourceConfig {
-  const { str, num } = settingReaders(settings, flags, fieldError);
-  return resolveInventoryConfig({
-    wsdlUrl: str('inventoryWsdl'),
-    user: str('inventoryUser'),
-    password: str('inventoryPassword'),
-    endpoint: str('inventoryEndpoint'),
-    operation: str('inventoryOperation'),
-    recordsPath: str('inventoryRecordsPath'),
-    nextTokenPath: str('inventoryNextTokenPath'),
-    request: {
-      pageToken: str('inventoryTokenParam'),
-      pageSize: str('inventoryPageSizeParam'),
-      modifiedSince: str('inventorySinceParam'),
-      modifiedUntil: str('inventoryUntilParam'),
-    },
-    pageSize: num('inventoryPageSize', 'pageSize'),
-    fields: {
-      id: str('inventoryIdField'),
-      modifiedAt: str('inventoryModifiedField'),
-      version: str('inventoryVersionField'),
-      deleted: str('inventoryDeletedField'),
-    },
-    timeoutMs: num('inventoryTimeoutMs', 'timeoutMs'),
-    retries: num('inventoryRetries', 'retries'),
-    backoffBaseMs: num('inventoryBackoffBase', 'backoffBaseMs'),
-    backoffLimitMs: num('inventoryBackoffLimit', 'backoffLimitMs'),
-    maxRetryAfterMs: num('inventoryMaxRetryAfter', 'maxRetryAfterMs'),
-    dedupeWindow: num('inventoryDedupeWindow', 'dedupeWindow'),
-  });
+  return resolveInventoryConfig(
+    configFromValues(INVENTORY_SETTINGS, resolveSettings(INVENTORY_SETTINGS, settings, flags)),
+  );
 }
 
 export type InventorySourceStats = SourceRecordStats;

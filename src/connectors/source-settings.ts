@@ -1,77 +1,80 @@
 /**
- * Configuration helpers the CRM and Inventory sources share: settings read from flags > SYNCCTL_*
- * environment > profile, and validation whose messages name the setting and how to set it.
+ * How a connector's config relates to its settings (settings/sources.ts): each definition names
+ * the config field it fills, so a connector builds, defaults and validates its config from the same
+ * definitions that make the flags, variables and profile keys — also when code builds the config.
  */
 import { ConfigError } from '../errors.js';
-import { pick, type SettingsSource } from '../settings.js';
+import { checkValue, whereToSet, type SettingGroup, type SettingValue } from '../settings/index.js';
 
-/** Builds the error for one invalid setting (`field` is a config key such as "fields.id"). */
+/** Builds the error for one invalid setting (`field` is a config field such as "fields.id"). */
 export type SettingError = (field: string, problem: string) => ConfigError;
 
-/** `sources` maps a config key to where an operator sets it ("--crm-url / SYNCCTL_CRM_URL"). */
-export function settingErrors(label: string, sources: Readonly<Record<string, string>>): SettingError {
+export function settingErrors(label: string, group: SettingGroup): SettingError {
+  const keyOf = new Map(Object.entries(group).map(([key, def]) => [def.field ?? key, key]));
   return (field, problem) => {
-    const where = sources[field];
+    const key = keyOf.get(field);
     return new ConfigError(
       `${label} setting ${field} ${problem}`,
-      where ? { hint: `set it with ${where}` } : {},
+      key ? { hint: `set it with ${whereToSet(key)}` } : {},
     );
   };
 }
 
-/** The keys of `value` that are set: an unset flag must not hide a default. */
+function readField(config: Record<string, unknown>, path: string): unknown {
+  let current: unknown = config;
+  for (const part of path.split('.')) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}
+
+function writeField(config: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let target = config;
+  for (const part of parts.slice(0, -1)) {
+    const next = target[part];
+    target = (next !== null && typeof next === 'object' ? next : (target[part] = {})) as Record<
+      string,
+      unknown
+    >;
+  }
+  target[parts[parts.length - 1] as string] = value;
+}
+
+/** The connector config the values of a group make; unset values are left out so defaults apply. */
+export function configFromValues(
+  group: SettingGroup,
+  values: Readonly<Record<string, SettingValue | undefined>>,
+): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  for (const [key, def] of Object.entries(group)) {
+    const value = values[key];
+    if (value !== undefined) writeField(config, def.field ?? key, value);
+  }
+  return config;
+}
+
+/** The defaults of a group, shaped as the connector's config. */
+export function configDefaults(group: SettingGroup): Record<string, unknown> {
+  const defaults: Record<string, SettingValue | undefined> = {};
+  for (const [key, def] of Object.entries(group)) defaults[key] = def.default;
+  return configFromValues(group, defaults);
+}
+
+/** Checks (and normalises, e.g. "5000" → 5000) every set field of a config by its setting's definition. */
+export function checkConfig(config: Record<string, unknown>, group: SettingGroup, fail: SettingError): void {
+  for (const [key, def] of Object.entries(group)) {
+    const field = def.field ?? key;
+    const value = readField(config, field);
+    if (value === undefined) continue;
+    const checked = checkValue(key, def, value);
+    if (!checked.ok) throw fail(field, checked.problem);
+    writeField(config, field, checked.value);
+  }
+}
+
+/** The keys of `value` that are set: an unset field must not hide a default. */
 export function definedOnly<T extends object>(value: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-export function checkStrings<T extends object>(
-  values: T,
-  keys: readonly (keyof T & string)[],
-  fail: SettingError,
-  prefix = '',
-): void {
-  for (const key of keys) {
-    if (typeof values[key] !== 'string') throw fail(`${prefix}${key}`, 'must be a string');
-  }
-}
-
-/** Each [key, min]: the setting must be an integer ≥ min. */
-export function checkIntegers<T extends object>(
-  values: T,
-  mins: readonly [keyof T & string, number][],
-  fail: SettingError,
-): void {
-  for (const [key, min] of mins) {
-    const value = values[key];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      throw fail(key, `must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-    }
-  }
-}
-
-/**
- * Readers of one source's settings; keys are the camelCase flag names (`crmUrl` ↔ --crm-url ↔
- * SYNCCTL_CRM_URL). Numbers are picked as strings and then converted with a check, so a bad
- * environment or profile value fails naming its setting.
- */
-export function settingReaders<F extends { [K in keyof F]?: string | number }>(
-  settings: SettingsSource,
-  flags: F,
-  fail: SettingError,
-): {
-  str: (key: keyof F & string) => string | undefined;
-  num: (key: keyof F & string, field: string) => number | undefined;
-} {
-  const str = (key: keyof F & string): string | undefined => {
-    const flag = flags[key];
-    return pick<string>(settings, key, flag === undefined ? undefined : String(flag));
-  };
-  const num = (key: keyof F & string, field: string): number | undefined => {
-    const raw = str(key);
-    if (raw === undefined) return undefined;
-    const n = Number(raw);
-    if (!Number.isFinite(n)) throw fail(field, `must be a number, got "${raw}"`);
-    return n;
-  };
-  return { str, num };
 }

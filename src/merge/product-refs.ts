@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { CONSUME_SETTINGS } from '../settings/index.js';
 
 /**
  * Where a customer record lists the products it references, as a small path language so a CRM that
@@ -11,7 +12,7 @@ import { UsageError } from '../errors.js';
  * `name[]` walks into every element of an array; a trailing `[]` is optional on the last segment
  * (an array found there is flattened). Strings and numbers are ids; anything else is ignored.
  */
-export const DEFAULT_PRODUCT_REF_PATH = 'productIds';
+export const DEFAULT_PRODUCT_REF_PATH = CONSUME_SETTINGS.productRefPath.default;
 
 interface Segment {
   name: string;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import { DEFAULT_TOPICS } from '../settings/index.js';
 import addFormatsModule from 'ajv-formats';
 import { PACKAGE_ROOT } from '../paths.js';
 
@@ -28,7 +29,10 @@ export interface Envelope {
 }
 
 export const ENTITY_OF: Record<Source, Entity> = { crm: 'customer', inventory: 'product' };
-export const TOPIC_OF: Record<Source, string> = { crm: 'customer_data', inventory: 'inventory_data' };
+export const TOPIC_OF: Record<Source, string> = {
+  crm: DEFAULT_TOPICS.customers,
+  inventory: DEFAULT_TOPICS.products,
+};
 
 /** JSON with object keys sorted at every depth, so equal content always hashes equally. */
 export function canonicalJson(value: unknown): string {

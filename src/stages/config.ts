@@ -1,18 +1,12 @@
 import { UsageError } from '../errors.js';
-import { openProfileStore, type ProfileValues } from '../settings.js';
-
-const SECRET_KEY = /token|password|passwd|secret|api-?key/i;
-
-export function isSecretKey(key: string): boolean {
-  return SECRET_KEY.test(key);
-}
-
-/** Flag names (kebab-case, as typed on the command line) become the camelCase keys settings use. */
-export function settingKey(name: string): string {
-  const bare = name.replace(/^--/, '');
-  if (!/^[a-zA-Z][a-zA-Z0-9-]*$/.test(bare)) throw new UsageError(`"${name}" is not a setting name`);
-  return bare.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
+import {
+  ALL_SETTINGS,
+  checkValue,
+  isSecretKey,
+  keyOfFlag,
+  openProfileStore,
+  type ProfileValues,
+} from '../settings/index.js';
 
 export interface ConfigStoreOptions {
   /** Directory of the profiles file (tests, or SYNCCTL_CONFIG_DIR). */
@@ -22,6 +16,17 @@ export interface ConfigStoreOptions {
 export interface ProfileListing {
   path: string;
   profiles: Record<string, ProfileValues>;
+}
+
+/** Flag names (as typed: crm-url or --crm-url) and profile keys (crmUrl) name the same setting. */
+function knownKey(name: string): string {
+  const key = keyOfFlag(name);
+  if (!ALL_SETTINGS.has(key)) {
+    throw new UsageError(`"${name}" is not a setting`, {
+      hint: 'every flag of every command is one, e.g. brokers, crm-url, batch-size (see `syncctl <command> --help`)',
+    });
+  }
+  return key;
 }
 
 /** Lists profiles with secret values masked: `config list` output may end up in tickets and logs. */
@@ -36,27 +41,31 @@ export function listProfiles(options: ConfigStoreOptions = {}): ProfileListing {
   return { path: store.path, profiles };
 }
 
+/** Stores a value checked (and typed) by the same definition its flag and variable use. */
 export function setProfileValue(
   profile: string,
   name: string,
   value: string,
   options: ConfigStoreOptions = {},
 ) {
+  const key = knownKey(name);
+  const checked = checkValue(key, ALL_SETTINGS.get(key)!, value);
+  if (!checked.ok) throw new UsageError(`${key} ${checked.problem}`);
   const store = openProfileStore(options.cwd);
-  const key = settingKey(name);
-  store.set(profile, { ...(store.get(profile) ?? {}), [key]: value });
+  store.set(profile, { ...(store.get(profile) ?? {}), [key]: checked.value });
   return { profile, key, path: store.path };
 }
 
 export function getProfileValue(profile: string, name: string, options: ConfigStoreOptions = {}) {
   const store = openProfileStore(options.cwd);
-  const key = settingKey(name);
+  const key = knownKey(name);
   return { profile, key, value: store.get(profile)?.[key] };
 }
 
+/** Any key may be removed, known or not: that is how a hand-edited mistake is cleaned up. */
 export function unsetProfileValue(profile: string, name: string, options: ConfigStoreOptions = {}) {
   const store = openProfileStore(options.cwd);
-  const key = settingKey(name);
+  const key = keyOfFlag(name);
   const values = { ...(store.get(profile) ?? {}) };
   const existed = key in values;
   delete values[key];

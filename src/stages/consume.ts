@@ -22,16 +22,16 @@ import {
   type PartitionId,
 } from './consume/offsets.js';
 import { PendingDeliveries, type OwedCommit } from './consume/pending.js';
-import { DEFAULT_TOPICS } from './topics.js';
+import { CONSUME_SETTINGS, DEFAULT_TOPICS } from '../settings/index.js';
 
 export const CONSUME_DEFAULTS = {
-  group: 'syncctl',
-  batchSize: 250,
-  idleTimeoutMs: 60_000,
-  shutdownTimeoutMs: 30_000,
+  group: CONSUME_SETTINGS.group.default,
+  batchSize: CONSUME_SETTINGS.batchSize.default,
+  idleTimeoutMs: CONSUME_SETTINGS.idleTimeout.default * 1000,
+  shutdownTimeoutMs: CONSUME_SETTINGS.shutdownTimeout.default * 1000,
   leaseMs: 60_000,
-  sessionTimeoutMs: 30_000,
-  maxDeliveryDelayMs: 5_000,
+  sessionTimeoutMs: CONSUME_SETTINGS.sessionTimeout.default * 1000,
+  maxDeliveryDelayMs: CONSUME_SETTINGS.maxDeliveryDelay.default * 1000,
   /** Dirty marks per delivery round before a drain is due regardless of age, in Analytics batches. */
   backlogBatches: 20,
 } as const;

@@ -1,11 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import { toKafkaError, waitForTopicLeaders, withAdmin } from '../connectors/kafka.js';
 
-export const DEFAULT_TOPICS = {
-  customers: 'customer_data',
-  products: 'inventory_data',
-  deadLetter: 'syncctl_dlq',
-} as const;
+export { DEFAULT_TOPICS } from '../settings/index.js';
 
 export interface TopicSpec {
   name: string;

@@ -5,19 +5,19 @@ import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Command } from 'commander';
 import {
-  addAnalyticsOptions,
   analyticsConfigFromSettings,
   createAnalyticsSink,
   retryDelay,
   uploadCsv,
   type AnalyticsConfig,
-  type AnalyticsFlags,
   type HttpAnalyticsSink,
 } from '../../src/connectors/analytics-sink.js';
 import type { SinkRecord } from '../../src/connectors/sink.js';
 import { ConfigError, InterruptedError, SinkPermanentError, SinkTransientError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
-import type { SettingsSource } from '../../src/settings.js';
+import type { SettingsSource } from '../../src/settings/index.js';
+import { ANALYTICS_SETTINGS } from '../../src/settings/index.js';
+import { addSettingOptions } from '../../src/cli/options.js';
 import {
   startAnalyticsServer,
   type AnalyticsServer,
@@ -397,6 +397,7 @@ describe('analyticsConfigFromSettings', () => {
     env,
     profile,
     profileName: 'default',
+    profilePath: '/nowhere/profiles.json',
   });
 
   it('reads SYNCCTL_ANALYTICS_* with flags winning and defaults filling in', () => {
@@ -422,8 +423,8 @@ describe('analyticsConfigFromSettings', () => {
     });
   });
 
-  it('takes the --analytics-* flags a command declares with addAnalyticsOptions', () => {
-    const command = addAnalyticsOptions(new Command('consume').exitOverride());
+  it('takes the --analytics-* flags a command declares from the settings definitions', () => {
+    const command = addSettingOptions(new Command('consume').exitOverride(), ANALYTICS_SETTINGS);
     command.parse(
       ['--analytics-url', 'http://flag:1', '--analytics-batch-size', '25', '--analytics-timeout-ms', '99'],
       {
@@ -432,20 +433,24 @@ describe('analyticsConfigFromSettings', () => {
     );
     const config = analyticsConfigFromSettings(
       source({ SYNCCTL_ANALYTICS_URL: 'http://env:1', SYNCCTL_ANALYTICS_TOKEN: 'env-token' }),
-      command.opts<AnalyticsFlags>(),
+      command.opts(),
     );
     expect(config).toMatchObject({ url: 'http://flag:1/', token: 'env-token', batchSize: 25, timeoutMs: 99 });
-    const bad = addAnalyticsOptions(new Command('consume').exitOverride());
-    expect(() => bad.parse(['--analytics-retries', '-1'], { from: 'user' })).toThrow(
-      /--analytics-retries must be/,
-    );
+    const bad = addSettingOptions(new Command('consume').exitOverride(), ANALYTICS_SETTINGS);
+    bad.parse(['--analytics-retries', '-1'], { from: 'user' });
+    expect(() =>
+      analyticsConfigFromSettings(
+        source({ SYNCCTL_ANALYTICS_URL: 'http://env:1', SYNCCTL_ANALYTICS_TOKEN: 'env-token' }),
+        bad.opts(),
+      ),
+    ).toThrow(/--analytics-retries must be an integer ≥ 0, got "-1"/);
   });
 
   it('names the setting to fix when something is missing or wrong', () => {
     expect(() => analyticsConfigFromSettings(source({}))).toThrow(ConfigError);
-    expect(() => analyticsConfigFromSettings(source({}))).toThrow(/URL is not set/);
+    expect(() => analyticsConfigFromSettings(source({}))).toThrow(/url is required/);
     expect(() => analyticsConfigFromSettings(source({ SYNCCTL_ANALYTICS_URL: 'http://x' }))).toThrow(
-      /token is not set/,
+      /token is required/,
     );
     expect(() =>
       analyticsConfigFromSettings(source({ SYNCCTL_ANALYTICS_URL: 'ftp://x', SYNCCTL_ANALYTICS_TOKEN: 't' })),

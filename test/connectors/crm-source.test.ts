@@ -343,7 +343,7 @@ describe('CRM configuration', () => {
       resolveCrmConfig({ token: 't' });
     } catch (err) {
       expect((err as ConfigError).message).toMatch(/baseUrl is required/);
-      expect((err as ConfigError).hint).toMatch(/--crm-url \/ SYNCCTL_CRM_URL/);
+      expect((err as ConfigError).hint).toMatch(/--crm-url, SYNCCTL_CRM_URL or profile key crmUrl/);
     }
     expect(() =>
       resolveCrmConfig({ baseUrl: 'http://x', token: 't', pagination: 'pages' as CrmPaginationStyle }),
@@ -372,6 +372,7 @@ describe('CRM configuration', () => {
       },
       profile: { crmUrl: 'http://profile.example', crmIdField: 'uuid' },
       profileName: 'default',
+      profilePath: '/nowhere/profiles.json',
     };
     const config = crmConfigFromSettings(settings, { crmRecordsPath: 'rows', crmTimeout: '5000' });
     expect(config).toMatchObject({
@@ -386,6 +387,6 @@ describe('CRM configuration', () => {
     });
     expect(() =>
       crmConfigFromSettings({ ...settings, env: { ...settings.env, SYNCCTL_CRM_PAGE_SIZE: 'many' } }),
-    ).toThrow(/pageSize must be a number/);
+    ).toThrow(/SYNCCTL_CRM_PAGE_SIZE must be an integer ≥ 1, got "many"/);
   });
 });

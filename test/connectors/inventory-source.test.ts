@@ -23,7 +23,7 @@ import {
   type SyncError,
 } from '../../src/errors.js';
 import { validateEnvelope, type Envelope } from '../../src/records/envelope.js';
-import type { SettingsSource } from '../../src/settings.js';
+import type { SettingsSource } from '../../src/settings/index.js';
 
 const USER = 'inventory-reader';
 const PASSWORD = 'S3cret-inventory-pass';
@@ -83,7 +83,7 @@ function latest(pages: SourcePage[]): Map<string, Envelope> {
 }
 
 function settings(env: Record<string, string>): SettingsSource {
-  return { env, profile: {}, profileName: 'default' };
+  return { env, profile: {}, profileName: 'default', profilePath: '/nowhere/profiles.json' };
 }
 
 async function freePort(): Promise<number> {
@@ -129,8 +129,9 @@ describe('inventory source configuration', () => {
       );
       expect.unreachable();
     } catch (err) {
-      expect((err as ConfigError).message).toMatch(/pageSize must be a number/);
-      expect((err as ConfigError).hint).toContain('SYNCCTL_INVENTORY_PAGE_SIZE');
+      expect((err as ConfigError).message).toMatch(
+        /SYNCCTL_INVENTORY_PAGE_SIZE must be an integer ≥ 1, got "lots"/,
+      );
     }
     expect(() =>
       inventoryConfigFromSettings(

@@ -11,7 +11,7 @@ function profileOf(command: Command): string {
   return command.optsWithGlobals<ConfigFlags>().profile ?? process.env.SYNCCTL_PROFILE ?? 'default';
 }
 
-const mayBeMissing = { profileMayBeMissing: true };
+const editsProfiles = { editsProfiles: true };
 const cwd = () => (process.env.SYNCCTL_CONFIG_DIR ? { cwd: process.env.SYNCCTL_CONFIG_DIR } : {});
 
 export default function register(program: Command): void {
@@ -35,7 +35,7 @@ export default function register(program: Command): void {
         const [name, value] = command.args as [string, string];
         const result = setProfileValue(profileOf(command), name, value, cwd());
         return { data: result, text: `${result.profile}: ${result.key} set (${result.path})` };
-      }, mayBeMissing),
+      }, editsProfiles),
     );
 
   config
@@ -64,7 +64,7 @@ export default function register(program: Command): void {
           data: result,
           text: result.removed ? `${result.profile}: ${result.key} removed` : 'nothing to remove',
         };
-      }, mayBeMissing),
+      }, editsProfiles),
     );
 
   config
@@ -80,6 +80,6 @@ export default function register(program: Command): void {
           for (const [k, v] of Object.entries(values)) lines.push(`  ${k} = ${String(v)}`);
         }
         return { data: listing, text: lines.join('\n') };
-      }),
+      }, editsProfiles),
     );
 }

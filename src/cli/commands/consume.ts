@@ -1,34 +1,14 @@
 import type { Command } from 'commander';
 import ora, { type Ora } from 'ora';
-import {
-  addAnalyticsOptions,
-  analyticsConfigFromSettings,
-  createAnalyticsSink,
-  type AnalyticsFlags,
-} from '../../connectors/analytics-sink.js';
+import { analyticsConfigFromSettings, createAnalyticsSink } from '../../connectors/analytics-sink.js';
 import { createKafka } from '../../connectors/kafka.js';
-import { DEFAULT_PRODUCT_REF_PATH } from '../../merge/product-refs.js';
 import { redact } from '../../redact.js';
-import { pick } from '../../settings.js';
-import { consume, CONSUME_DEFAULTS, type ConsumeSummary } from '../../stages/consume.js';
-import { DEFAULT_TOPICS } from '../../stages/topics.js';
-import { defaultStatePath, openDb, redactUrl } from '../../state/db.js';
+import { ANALYTICS_SETTINGS, CONSUME_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
+import { consume, type ConsumeSummary } from '../../stages/consume.js';
+import { openDb, redactUrl } from '../../state/db.js';
 import { stopOnSignals } from '../signals.js';
-import { action, parseIntFlag, type GlobalFlags } from '../context.js';
-
-interface ConsumeFlags extends AnalyticsFlags {
-  once?: boolean;
-  group?: string;
-  customerTopic?: string;
-  productTopic?: string;
-  dlqTopic?: string;
-  batchSize?: number;
-  productRefPath?: string;
-  idleTimeout?: number;
-  shutdownTimeout?: number;
-  sessionTimeout?: number;
-  maxDeliveryDelay?: number;
-}
+import { action } from '../context.js';
+import { addSettingOptions } from '../options.js';
 
 function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
@@ -50,42 +30,10 @@ export default function register(program: Command): void {
     .command('consume')
     .description(
       'consume customer_data and inventory_data, merge, dedupe and deliver unified records to Analytics',
-    )
-    .option('--once', 'drain to the end offsets seen at start, commit, print the summary and exit (for cron)')
-    .option('-g, --group <id>', `consumer group (default ${CONSUME_DEFAULTS.group})`)
-    .option('--customer-topic <topic>', `customer topic (default ${DEFAULT_TOPICS.customers})`)
-    .option('--product-topic <topic>', `product topic (default ${DEFAULT_TOPICS.products})`)
-    .option('--dlq-topic <topic>', `dead-letter topic (default ${DEFAULT_TOPICS.deadLetter})`)
-    .option(
-      '--batch-size <n>',
-      `unified records per Analytics delivery (default ${CONSUME_DEFAULTS.batchSize})`,
-      parseIntFlag('--batch-size', 1),
-    )
-    .option(
-      '--product-ref-path <path>',
-      `where customer records list product ids, e.g. orders[].productId (default ${DEFAULT_PRODUCT_REF_PATH})`,
-    )
-    .option(
-      '--idle-timeout <seconds>',
-      `--once: give up (exit 75) after this long without progress before the end offsets (default ${CONSUME_DEFAULTS.idleTimeoutMs / 1000})`,
-      parseIntFlag('--idle-timeout', 1),
-    )
-    .option(
-      '--shutdown-timeout <seconds>',
-      `on SIGINT/SIGTERM, wait this long for the batch in flight and the delivery of what was read (default ${CONSUME_DEFAULTS.shutdownTimeoutMs / 1000})`,
-      parseIntFlag('--shutdown-timeout', 1),
-    )
-    .option(
-      '--session-timeout <seconds>',
-      `Kafka session timeout: how soon the group gives a dead instance's partitions to others (default ${CONSUME_DEFAULTS.sessionTimeoutMs / 1000})`,
-      parseIntFlag('--session-timeout', 6),
-    )
-    .option(
-      '--max-delivery-delay <seconds>',
-      `deliver merged changes at most this long after reading them, so a customer whose products arrive a few batches later is sent once; 0 delivers after every Kafka batch (default ${CONSUME_DEFAULTS.maxDeliveryDelayMs / 1000})`,
-      parseIntFlag('--max-delivery-delay', 0),
     );
-  addAnalyticsOptions(command)
+  addSettingOptions(command, CONSUME_SETTINGS);
+  addSettingOptions(command, TOPIC_SETTINGS);
+  addSettingOptions(command, ANALYTICS_SETTINGS)
     .addHelpText(
       'after',
       `
@@ -105,38 +53,12 @@ Examples:
   $ SYNCCTL_STATE=postgres://sync@db/sync syncctl consume      # run until SIGTERM`,
     )
     .action(
-      action<ConsumeFlags>(async (ctx, opts, cmd) => {
-        const globals = cmd.optsWithGlobals<GlobalFlags>();
-        const { settings } = ctx;
+      action(async (ctx, _opts, cmd) => {
         const brokers = ctx.brokers();
-        const once = pick(settings, 'once', opts.once, false);
-        const analytics = analyticsConfigFromSettings(settings, opts);
-        const statePath = pick(settings, 'state', globals.state, defaultStatePath());
-        const idleTimeout = pick(
-          settings,
-          'idleTimeout',
-          opts.idleTimeout,
-          CONSUME_DEFAULTS.idleTimeoutMs / 1000,
-        );
-        const shutdownTimeout = pick(
-          settings,
-          'shutdownTimeout',
-          opts.shutdownTimeout,
-          CONSUME_DEFAULTS.shutdownTimeoutMs / 1000,
-        );
-        const sessionTimeout = pick(
-          settings,
-          'sessionTimeout',
-          opts.sessionTimeout,
-          CONSUME_DEFAULTS.sessionTimeoutMs / 1000,
-        );
-        const maxDeliveryDelay = pick(
-          settings,
-          'maxDeliveryDelay',
-          opts.maxDeliveryDelay,
-          CONSUME_DEFAULTS.maxDeliveryDelayMs / 1000,
-        );
-        const productRefPath = pick(settings, 'productRefPath', opts.productRefPath);
+        const options = ctx.resolve(CONSUME_SETTINGS);
+        const topics = ctx.resolve(TOPIC_SETTINGS);
+        const analytics = analyticsConfigFromSettings(ctx.settings, cmd.opts());
+        const statePath = ctx.statePath();
 
         const stop = stopOnSignals((signal) =>
           ctx.logger.warn(
@@ -156,17 +78,17 @@ Examples:
               brokers,
               db,
               sink,
-              group: pick(settings, 'group', opts.group, CONSUME_DEFAULTS.group),
-              customerTopic: pick(settings, 'customerTopic', opts.customerTopic, DEFAULT_TOPICS.customers),
-              productTopic: pick(settings, 'productTopic', opts.productTopic, DEFAULT_TOPICS.products),
-              deadLetterTopic: pick(settings, 'dlqTopic', opts.dlqTopic, DEFAULT_TOPICS.deadLetter),
-              once,
-              batchSize: pick(settings, 'batchSize', opts.batchSize, CONSUME_DEFAULTS.batchSize),
-              ...(productRefPath !== undefined ? { productRefPath } : {}),
-              idleTimeoutMs: idleTimeout * 1000,
-              shutdownTimeoutMs: shutdownTimeout * 1000,
-              sessionTimeoutMs: sessionTimeout * 1000,
-              maxDeliveryDelayMs: maxDeliveryDelay * 1000,
+              group: options.group,
+              customerTopic: topics.customerTopic,
+              productTopic: topics.productTopic,
+              deadLetterTopic: topics.dlqTopic,
+              once: options.once,
+              batchSize: options.batchSize,
+              productRefPath: options.productRefPath,
+              idleTimeoutMs: options.idleTimeout * 1000,
+              shutdownTimeoutMs: options.shutdownTimeout * 1000,
+              sessionTimeoutMs: options.sessionTimeout * 1000,
+              maxDeliveryDelayMs: options.maxDeliveryDelay * 1000,
               signal: stop.signal,
               logger: ctx.logger,
             });

@@ -1,84 +1,38 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import ora, { type Ora } from 'ora';
-import { CrmSource, crmConfigFromSettings, type CrmFlags } from '../../connectors/crm-source.js';
-import {
-  INVENTORY_OPTIONS,
-  inventoryConfigFromSettings,
-  openInventorySource,
-  type InventoryFlags,
-} from '../../connectors/inventory-source.js';
+import { CrmSource, crmConfigFromSettings } from '../../connectors/crm-source.js';
+import { inventoryConfigFromSettings, openInventorySource } from '../../connectors/inventory-source.js';
 import { createKafka } from '../../connectors/kafka.js';
 import type { SourceConnector } from '../../connectors/source.js';
 import { ExitCode, InterruptedError, SyncError, UsageError, type ErrorCode } from '../../errors.js';
-import { TOPIC_OF, type Source } from '../../records/envelope.js';
-import { pick } from '../../settings.js';
-import { defaultStatePath, openDb } from '../../state/db.js';
+import type { Source } from '../../records/envelope.js';
+import {
+  CRM_SETTINGS,
+  FETCH_SETTINGS,
+  INVENTORY_SETTINGS,
+  isSecretKey,
+  keyOfFlag,
+  TOPIC_SETTINGS,
+} from '../../settings/index.js';
+import { openDb } from '../../state/db.js';
 import type { OutputSpec } from '../../stages/fetch-output.js';
 import { parseTime, parseWindowSpec } from '../../stages/fetch-plan.js';
 import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
 import type { Logger } from '../../log.js';
-import type { SettingsSource } from '../../settings.js';
-import { contextFrom, parseIntFlag, type CliContext, type GlobalFlags } from '../context.js';
+import { redact } from '../../redact.js';
+import { contextFrom, type CliContext } from '../context.js';
+import { addSettingOptions } from '../options.js';
 import { stopOnSignals } from '../signals.js';
-
-interface FetchFlags extends Record<string, unknown> {
-  source?: string;
-  out?: string;
-  publish?: boolean;
-  topic?: string;
-  full?: boolean;
-  since?: string;
-  until?: string;
-  window?: string;
-  concurrency?: number;
-  resume?: boolean;
-  restart?: boolean;
-  rejects?: string;
-}
-
-const SOURCES: Source[] = ['crm', 'inventory'];
-
-/** Connector settings: each also SYNCCTL_<NAME> and a profile key (see `syncctl fetch --help`). */
-const SOURCE_OPTIONS: Option[] = [
-  new Option('--crm-url <url>', 'CRM API base URL'),
-  new Option('--crm-token <token>', 'CRM bearer token (prefer SYNCCTL_CRM_TOKEN: flags show up in ps)'),
-  new Option('--crm-path <path>', 'listing path under the base URL (default /v1/customers)'),
-  new Option('--crm-pagination <style>', 'cursor | next-url | odata | link | offset (default cursor)'),
-  new Option('--crm-records-path <path>', 'dot path to the records array (default per style; "" = the body)'),
-  new Option('--crm-next-path <path>', 'dot path to the next cursor / next URL (cursor, next-url, odata)'),
-  new Option('--crm-cursor-param <name>', 'query parameter carrying the cursor (default after)'),
-  new Option('--crm-page-size-param <name>', 'query parameter for the page size (default per style)'),
-  new Option('--crm-page-size <n>', 'records per page (default 100)'),
-  new Option('--crm-page-param <name>', 'page-number parameter for offset paging (default page)'),
-  new Option('--crm-first-page <n>', 'number of the first page for offset paging (default 1)'),
-  new Option('--crm-total-path <path>', 'dot path to the total count for offset paging (default total)'),
-  new Option('--crm-since-param <name>', 'modified-since filter parameter (default updatedSince)'),
-  new Option('--crm-until-param <name>', 'modified-before filter parameter (default updatedUntil)'),
-  new Option('--crm-id-field <path>', 'record id field (default id)'),
-  new Option('--crm-updated-at-field <path>', 'modification time field (default updatedAt)'),
-  new Option('--crm-version-field <path>', 'version field, "" for none (default version)'),
-  new Option('--crm-deleted-field <path>', 'boolean archived/deleted field, "" for none (default archived)'),
-  new Option('--crm-deleted-at-field <path>', 'deletion time field, "" for none (default deletedAt)'),
-  new Option('--crm-timeout <ms>', 'per-request timeout (default 30000)'),
-  new Option('--crm-retries <n>', 'retries of a transient failure per request (default 4)'),
-  new Option('--crm-backoff-limit <ms>', 'cap of the exponential backoff (default 30000)'),
-  new Option('--crm-max-retry-after <ms>', 'longest Retry-After waited for (default 120000)'),
-  new Option(
-    '--crm-dedupe-window <n>',
-    'drop exact repeats among the last n ids of a run, 0 = off (default 10000)',
-  ),
-  ...INVENTORY_OPTIONS.map((o) => new Option(o.flags, o.description)),
-];
 
 async function createSourceConnector(
   source: Source,
-  settings: SettingsSource,
-  flags: FetchFlags,
+  ctx: CliContext,
+  flags: Record<string, unknown>,
   logger: Logger,
 ): Promise<SourceConnector> {
-  if (source === 'crm') return new CrmSource(crmConfigFromSettings(settings, flags as CrmFlags), { logger });
+  if (source === 'crm') return new CrmSource(crmConfigFromSettings(ctx.settings, flags), { logger });
   // Loads the WSDL now: a broken or unreachable one fails before any output is opened.
-  return openInventorySource(inventoryConfigFromSettings(settings, flags as InventoryFlags), { logger });
+  return openInventorySource(inventoryConfigFromSettings(ctx.settings, flags), { logger });
 }
 
 const EXAMPLES = `
@@ -158,15 +112,16 @@ function stopError(summary: FetchSummary, rerun: string): SyncError {
   });
 }
 
-/** The command to run again, without --restart and with secrets replaced (hints are not redacted). */
+/** The command to run again, without --restart and with the values of secret flags replaced. */
 function rerunCommand(argv: string[]): string {
   const args = argv.slice(2);
   const out: string[] = [];
   for (let k = 0; k < args.length; k++) {
     const arg = args[k] as string;
     if (arg === '--restart') continue;
-    const secret = /^--[\w-]*(token|password|secret)[\w-]*/.exec(arg);
-    if (secret && arg.includes('=')) out.push(`${arg.slice(0, arg.indexOf('='))}=***`);
+    const [name, inline] = arg.startsWith('--') ? arg.split('=', 2) : [arg, undefined];
+    const secret = arg.startsWith('--') && isSecretKey(keyOfFlag(name as string));
+    if (secret && inline !== undefined) out.push(`${name}=***`);
     else if (secret) {
       out.push(arg, '***');
       k++;
@@ -175,26 +130,24 @@ function rerunCommand(argv: string[]): string {
   return `syncctl ${out.join(' ')}`;
 }
 
-async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Promise<ExitCode> {
-  const settings = ctx.settings;
-  const globals = command.optsWithGlobals<GlobalFlags>();
-  const sourceName = pick(settings, 'source', opts.source);
-  if (sourceName === undefined) throw new UsageError('--source is required (crm or inventory)');
-  if (!SOURCES.includes(sourceName as Source)) {
-    throw new UsageError(`--source must be crm or inventory, got "${sourceName}"`);
-  }
-  const source = sourceName as Source;
-  const publish = pick(settings, 'publish', opts.publish, false);
-  const out = pick(settings, 'out', opts.out);
-  const full = pick(settings, 'full', opts.full, false);
-  const sinceText = pick(settings, 'since', opts.since);
-  const untilText = pick(settings, 'until', opts.until);
-  const resume = pick(settings, 'resume', opts.resume, false);
-  const restart = pick(settings, 'restart', opts.restart, false);
-  const concurrency = pick(settings, 'concurrency', opts.concurrency, 4);
-  const windowText = pick(settings, 'window', opts.window, '1d');
+async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise<ExitCode> {
+  const {
+    source,
+    publish,
+    out,
+    full,
+    since: sinceText,
+    until: untilText,
+    resume,
+    restart,
+    concurrency,
+    window: windowText,
+    topic,
+    rejects,
+  } = ctx.resolve(FETCH_SETTINGS);
+  if (source === undefined) throw new UsageError('--source is required (crm or inventory)');
   if (publish && out !== undefined) throw new UsageError('--publish and --out cannot be used together');
-  if (!publish && opts.topic !== undefined) throw new UsageError('--topic needs --publish');
+  if (!publish && topic !== undefined) throw new UsageError('--topic needs --publish');
   if (full && (sinceText !== undefined || untilText !== undefined)) {
     throw new UsageError(
       '--full and --since/--until cannot be used together (a backfill is already a full fetch of its range)',
@@ -202,9 +155,6 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
   }
   if (untilText !== undefined && sinceText === undefined) throw new UsageError('--until needs --since');
   if (resume && restart) throw new UsageError('--resume and --restart cannot be used together');
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new UsageError(`--concurrency must be an integer ≥ 1, got "${concurrency}"`);
-  }
   let mode: FetchMode;
   if (sinceText !== undefined) {
     const since = parseTime('--since', sinceText);
@@ -220,9 +170,10 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
   let output: OutputSpec;
   let rejectsPath: string;
   if (publish) {
-    const topic = pick(settings, 'topic', opts.topic, TOPIC_OF[source]);
+    const topics = ctx.resolve(TOPIC_SETTINGS);
+    const target = topic ?? (source === 'crm' ? topics.customerTopic : topics.productTopic);
     const brokers = ctx.brokers();
-    output = { kind: 'kafka', kafka: createKafka({ brokers, logger: ctx.logger }), brokers, topic };
+    output = { kind: 'kafka', kafka: createKafka({ brokers, logger: ctx.logger }), brokers, topic: target };
     rejectsPath = `syncctl-fetch-${source}-rejects.ndjson`;
   } else if (out !== undefined && out !== '-') {
     output = { kind: 'file', path: out };
@@ -231,11 +182,11 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
     output = { kind: 'stdout' };
     rejectsPath = `syncctl-fetch-${source}-rejects.ndjson`;
   }
-  rejectsPath = pick(settings, 'rejects', opts.rejects, rejectsPath);
+  rejectsPath = rejects ?? rejectsPath;
   const dataOnStdout = output.kind === 'stdout';
 
-  const connector: SourceConnector = await createSourceConnector(source, settings, opts, ctx.logger);
-  const statePath = pick(settings, 'state', globals.state, defaultStatePath());
+  const connector: SourceConnector = await createSourceConnector(source as Source, ctx, opts, ctx.logger);
+  const statePath = ctx.statePath();
   const stop = stopOnSignals((signal) =>
     ctx.logger.warn(`${signal}: finishing the page in flight, then stopping (again to abort at once)`),
   );
@@ -276,7 +227,8 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
 
   // Data owns stdout when the NDJSON goes there; the summary (text or JSON) then goes to stderr.
   const write = (text: string) => {
-    const line = text.endsWith('\n') ? text : `${text}\n`;
+    const safe = redact(text);
+    const line = safe.endsWith('\n') ? safe : `${safe}\n`;
     if (dataOnStdout) process.stderr.write(line);
     else process.stdout.write(line);
   };
@@ -296,33 +248,13 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
 export default function register(program: Command): void {
   const command = program
     .command('fetch')
-    .description('page through the CRM or Inventory and write envelopes as NDJSON or publish them to Kafka')
-    .option('-s, --source <name>', 'crm or inventory')
-    .option('-o, --out <file>', 'write NDJSON to this file (default: stdout)')
-    .option('--publish', "publish to the source's topic instead of writing NDJSON")
-    .option('-t, --topic <topic>', 'topic for --publish (default customer_data / inventory_data)')
-    .option('--full', 'ignore the checkpoint and fetch everything (moves the checkpoint when it completes)')
-    .option('--since <time>', 'backfill from this ISO date/time (inclusive, UTC unless an offset is given)')
-    .option(
-      '--until <time>',
-      'backfill up to this ISO date/time (exclusive; default: when the backfill starts)',
-    )
-    .option(
-      '--window <size>',
-      'backfill window: a duration (30m, 6h, 1d, 1w) or a number of windows (default 1d)',
-    )
-    .option(
-      '--concurrency <n>',
-      'backfill windows fetched at once (default 4)',
-      parseIntFlag('--concurrency', 1),
-    )
-    .option('--resume', 'only continue interrupted work (a killed run or backfill); start nothing new')
-    .option('--restart', 'discard interrupted progress (and finished windows of this backfill range) first')
-    .option('--rejects <file>', 'where rejected source records go (NDJSON)');
-  for (const option of SOURCE_OPTIONS) command.addOption(option);
+    .description('page through the CRM or Inventory and write envelopes as NDJSON or publish them to Kafka');
+  addSettingOptions(command, FETCH_SETTINGS);
+  addSettingOptions(command, CRM_SETTINGS);
+  addSettingOptions(command, INVENTORY_SETTINGS);
   command.addHelpText('after', EXAMPLES).action(async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command & { exitCodeResult?: number };
     const ctx = contextFrom(cmd);
-    cmd.exitCodeResult = await runFetch(ctx, cmd.opts<FetchFlags>(), cmd);
+    cmd.exitCodeResult = await runFetch(ctx, cmd.opts());
   });
 }

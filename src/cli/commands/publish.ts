@@ -1,53 +1,26 @@
 import type { Command } from 'commander';
 import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
+import { PUBLISH_SETTINGS } from '../../settings/index.js';
 import { publish } from '../../stages/publish.js';
-import { MAX_REQUEST_RECORDS } from '../../connectors/kafka-publisher.js';
-import { pick } from '../../settings.js';
-import { action, parseIntFlag } from '../context.js';
-
-interface PublishFlags {
-  topic?: string;
-  in?: string;
-  rejects?: string;
-  dryRun?: boolean;
-  batchSize?: number;
-}
+import { action } from '../context.js';
+import { addSettingOptions } from '../options.js';
 
 export default function register(program: Command): void {
-  program
+  const command = program
     .command('publish')
-    .description('publish NDJSON envelopes to a Kafka topic, keyed by entity id')
-    .option('-t, --topic <topic>', 'topic to publish to (customer_data, inventory_data, …); required')
-    .option('-i, --in <file>', 'NDJSON input file, or - for stdin (default -)')
-    .option(
-      '--rejects <file>',
-      'where malformed lines go (default: <in>.rejects.ndjson, or ./syncctl-rejects.ndjson for stdin)',
-    )
-    .option('--dry-run', 'validate every line without sending anything')
-    .option(
-      '--batch-size <n>',
-      'records per producer request (default 2000)',
-      parseIntFlag('--batch-size', 1),
-    )
+    .description('publish NDJSON envelopes to a Kafka topic, keyed by entity id');
+  addSettingOptions(command, PUBLISH_SETTINGS)
     .addHelpText(
       'after',
       '\nExamples:\n  $ syncctl publish --topic customer_data --in customers.ndjson\n  $ syncctl fetch --source crm | syncctl publish --topic customer_data\n  $ syncctl publish --topic inventory_data --in products.ndjson --dry-run --json',
     )
     .action(
-      action<PublishFlags>(async (ctx, opts) => {
-        const settings = ctx.settings;
-        const topic = pick(settings, 'topic', opts.topic, '');
-        if (topic === '') throw new UsageError('--topic is required (or SYNCCTL_TOPIC)');
-        const input = pick(settings, 'in', opts.in, '-');
+      action(async (ctx) => {
+        const { topic, in: input, rejects, dryRun, batchSize } = ctx.resolve(PUBLISH_SETTINGS);
+        if (topic === undefined) throw new UsageError('--topic is required (or SYNCCTL_TOPIC)');
         const fromStdin = input === '-';
-        const rejectsPath = pick(
-          settings,
-          'rejects',
-          opts.rejects,
-          fromStdin ? 'syncctl-rejects.ndjson' : `${input}.rejects.ndjson`,
-        );
-        const batchSize = pick(settings, 'batchSize', opts.batchSize, MAX_REQUEST_RECORDS);
+        const rejectsPath = rejects ?? (fromStdin ? 'syncctl-rejects.ndjson' : `${input}.rejects.ndjson`);
         const brokers = ctx.brokers();
         const summary = await publish({
           kafka: createKafka({ brokers, logger: ctx.logger }),
@@ -55,7 +28,7 @@ export default function register(program: Command): void {
           topic,
           input: fromStdin ? process.stdin : input,
           rejectsPath,
-          dryRun: pick(settings, 'dryRun', opts.dryRun, false),
+          dryRun,
           batchSize,
         });
         if (summary.rejects > 0) {

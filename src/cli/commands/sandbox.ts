@@ -7,12 +7,12 @@ import {
   sandboxStatus,
   sandboxUp,
 } from '../../sandbox/sandbox.js';
-import { action, parseIntFlag } from '../context.js';
+import { SANDBOX_SETTINGS } from '../../settings/index.js';
+import { action } from '../context.js';
+import { addSettingOptions } from '../options.js';
 
-interface SandboxFlags {
-  dir?: string;
-  port?: number;
-}
+const profileOptional = { profileOptional: true };
+const dirOf = (dir: string | undefined): string => dir ?? defaultSandboxDir();
 
 function shellQuote(value: string): string {
   return `'${value.replaceAll("'", "'\\''")}'`;
@@ -26,22 +26,19 @@ export default function register(program: Command): void {
       'after',
       '\nExamples:\n  $ syncctl sandbox up\n  $ eval "$(syncctl sandbox env)"\n  $ syncctl sandbox down',
     );
-  const dirOption = (c: Command) =>
-    c.option('--dir <path>', 'sandbox directory (default: $SYNCCTL_SANDBOX_DIR or <state dir>/sandbox)');
+  const dirOption = (c: Command) => addSettingOptions(c, SANDBOX_SETTINGS, ['dir']);
 
-  dirOption(
+  addSettingOptions(
     sandbox
       .command('up')
       .description('start the sandbox in the background (idempotent) and print its addresses')
-      .option('--port <n>', 'Kafka port (default: a free one)', parseIntFlag('--port', 1))
       .addHelpText('after', '\nExamples:\n  $ syncctl sandbox up\n  $ syncctl sandbox up --json'),
+    SANDBOX_SETTINGS,
   ).action(
-    action<SandboxFlags>(async (ctx, opts) => {
+    action(async (ctx) => {
+      const { dir, port } = ctx.resolve(SANDBOX_SETTINGS);
       ctx.logger.info('starting the sandbox (Kafka broker and fixture systems)…');
-      const { state, alreadyRunning } = await sandboxUp(
-        opts.dir ?? defaultSandboxDir(),
-        opts.port !== undefined ? { port: opts.port } : {},
-      );
+      const { state, alreadyRunning } = await sandboxUp(dirOf(dir), port !== undefined ? { port } : {});
       const data: Record<string, unknown> = { kafka: state.kafka.brokers, dir: state.dir, alreadyRunning };
       for (const [name, s] of Object.entries(state.services)) data[name] = s.url;
       const lines = [`${alreadyRunning ? 'already running' : 'started'}: kafka ${state.kafka.brokers}`];
@@ -57,8 +54,8 @@ export default function register(program: Command): void {
       .description('show whether the sandbox is running (exit 1 when it is not)')
       .addHelpText('after', '\nExamples:\n  $ syncctl sandbox status\n  $ syncctl sandbox status --json'),
   ).action(
-    action<SandboxFlags>(async (_ctx, opts) => {
-      const status = sandboxStatus(opts.dir ?? defaultSandboxDir());
+    action(async (ctx) => {
+      const status = sandboxStatus(dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
       const lines = [status.running ? 'running' : 'not running'];
       if (status.kafka)
         lines.push(`  kafka: ${status.kafka.brokers} (${status.kafka.alive ? 'up' : 'down'})`);
@@ -69,7 +66,7 @@ export default function register(program: Command): void {
         text: lines.join('\n'),
         exitCode: status.running ? ExitCode.Ok : ExitCode.Failure,
       };
-    }),
+    }, profileOptional),
   );
 
   dirOption(
@@ -78,13 +75,13 @@ export default function register(program: Command): void {
       .description('print export lines for the running sandbox')
       .addHelpText('after', '\nExample:\n  $ eval "$(syncctl sandbox env)"'),
   ).action(
-    action<SandboxFlags>(async (_ctx, opts) => {
-      const env = sandboxEnv(opts.dir ?? defaultSandboxDir());
+    action(async (ctx) => {
+      const env = sandboxEnv(dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
       const text = Object.entries(env)
         .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
         .join('\n');
       return { data: env, text };
-    }),
+    }, profileOptional),
   );
 
   dirOption(
@@ -93,12 +90,12 @@ export default function register(program: Command): void {
       .description('stop the sandbox and every process it started')
       .addHelpText('after', '\nExample:\n  $ syncctl sandbox down'),
   ).action(
-    action<SandboxFlags>(async (_ctx, opts) => {
-      const result = await sandboxDown(opts.dir ?? defaultSandboxDir());
+    action(async (ctx) => {
+      const result = await sandboxDown(dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
       return {
         data: result,
         text: result.stopped.length > 0 ? `stopped: ${result.stopped.join(', ')}` : 'nothing was running',
       };
-    }),
+    }, profileOptional),
   );
 }

@@ -2,18 +2,13 @@ import type { Command } from 'commander';
 import Table from 'cli-table3';
 import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import { pick } from '../../settings.js';
+import { TOPIC_SETTINGS, TOPICS_ENSURE_SETTINGS } from '../../settings/index.js';
 import { DEFAULT_TOPICS, describeTopics, ensureTopics } from '../../stages/topics.js';
-import { action, parseIntFlag } from '../context.js';
+import { action } from '../context.js';
+import { addSettingOptions } from '../options.js';
 
 interface EnsureFlags {
-  partitions?: number;
-  replicationFactor?: number;
   config: string[];
-  dlqPartitions?: number;
-  customerTopic?: string;
-  productTopic?: string;
-  dlqTopic?: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -38,29 +33,13 @@ export default function register(program: Command): void {
       'after',
       '\nExamples:\n  $ syncctl topics ensure\n  $ syncctl topics describe customer_data',
     );
-  topics
+  const ensure = topics
     .command('ensure')
     .description(
       `create ${DEFAULT_TOPICS.customers}, ${DEFAULT_TOPICS.products} and ${DEFAULT_TOPICS.deadLetter} if missing; report existing ones and conflicts`,
-    )
-    .option(
-      '-p, --partitions <n>',
-      'partitions for the data topics (default 6)',
-      parseIntFlag('--partitions', 1),
-    )
-    .option(
-      '--dlq-partitions <n>',
-      'partitions for the dead-letter topic (default 1)',
-      parseIntFlag('--dlq-partitions', 1),
-    )
-    .option(
-      '-r, --replication-factor <n>',
-      'replication factor (default 1)',
-      parseIntFlag('--replication-factor', 1),
-    )
-    .option('--customer-topic <name>', `customer topic (default ${DEFAULT_TOPICS.customers})`)
-    .option('--product-topic <name>', `product topic (default ${DEFAULT_TOPICS.products})`)
-    .option('--dlq-topic <name>', `dead-letter topic (default ${DEFAULT_TOPICS.deadLetter})`)
+    );
+  addSettingOptions(ensure, TOPICS_ENSURE_SETTINGS);
+  addSettingOptions(ensure, TOPIC_SETTINGS)
     .option('-c, --config <key=value>', 'topic config, repeatable (e.g. retention.ms=604800000)', collect, [])
     .addHelpText(
       'after',
@@ -69,9 +48,8 @@ export default function register(program: Command): void {
     .action(
       action<EnsureFlags>(async (ctx, opts) => {
         const brokers = ctx.brokers();
-        const partitions = pick(ctx.settings, 'partitions', opts.partitions, 6);
-        const dlqPartitions = pick(ctx.settings, 'dlqPartitions', opts.dlqPartitions, 1);
-        const replicationFactor = pick(ctx.settings, 'replicationFactor', opts.replicationFactor, 1);
+        const { partitions, dlqPartitions, replicationFactor } = ctx.resolve(TOPICS_ENSURE_SETTINGS);
+        const names = ctx.resolve(TOPIC_SETTINGS);
         const configs = parseConfigs(opts.config);
         const kafka = createKafka({ brokers, logger: ctx.logger });
         const result = await ensureTopics({
@@ -79,19 +57,19 @@ export default function register(program: Command): void {
           brokers,
           topics: [
             {
-              name: pick(ctx.settings, 'customerTopic', opts.customerTopic, DEFAULT_TOPICS.customers),
+              name: names.customerTopic,
               partitions,
               replicationFactor,
               configs,
             },
             {
-              name: pick(ctx.settings, 'productTopic', opts.productTopic, DEFAULT_TOPICS.products),
+              name: names.productTopic,
               partitions,
               replicationFactor,
               configs,
             },
             {
-              name: pick(ctx.settings, 'dlqTopic', opts.dlqTopic, DEFAULT_TOPICS.deadLetter),
+              name: names.dlqTopic,
               partitions: dlqPartitions,
               replicationFactor,
               configs,
@@ -130,14 +108,9 @@ export default function register(program: Command): void {
       action<Record<string, never>>(async (ctx, _opts, command) => {
         const brokers = ctx.brokers();
         const asked = command.args;
+        const configured = ctx.resolve(TOPIC_SETTINGS);
         const names =
-          asked.length > 0
-            ? asked
-            : [
-                pick(ctx.settings, 'customerTopic', undefined, DEFAULT_TOPICS.customers),
-                pick(ctx.settings, 'productTopic', undefined, DEFAULT_TOPICS.products),
-                pick(ctx.settings, 'dlqTopic', undefined, DEFAULT_TOPICS.deadLetter),
-              ];
+          asked.length > 0 ? asked : [configured.customerTopic, configured.productTopic, configured.dlqTopic];
         const topics = await describeTopics({
           kafka: createKafka({ brokers, logger: ctx.logger }),
           brokers,

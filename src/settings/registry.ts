@@ -1,0 +1,115 @@
+/**
+ * Every setting of every command and connector, merged into one table: what `config set`
+ * validates against, what a profile may hold, and which values are secrets.
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import { describeRule, type SettingDef, type SettingGroup, type SettingValue } from './define.js';
+import { ANALYTICS_SETTINGS, CRM_SETTINGS, INVENTORY_SETTINGS } from './sources.js';
+import {
+  CONSUME_SETTINGS,
+  FETCH_SETTINGS,
+  GLOBAL_SETTINGS,
+  PUBLISH_SETTINGS,
+  SANDBOX_SETTINGS,
+  TOPIC_SETTINGS,
+  TOPICS_ENSURE_SETTINGS,
+} from './stages.js';
+
+const GROUPS: readonly SettingGroup[] = [
+  GLOBAL_SETTINGS,
+  TOPIC_SETTINGS,
+  TOPICS_ENSURE_SETTINGS,
+  FETCH_SETTINGS,
+  PUBLISH_SETTINGS,
+  CONSUME_SETTINGS,
+  CRM_SETTINGS,
+  INVENTORY_SETTINGS,
+  ANALYTICS_SETTINGS,
+  SANDBOX_SETTINGS,
+];
+
+/** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */
+function rule(def: SettingDef): string {
+  return JSON.stringify([def.type, def.min, def.max, def.choices, def.nonEmpty, def.secret]);
+}
+
+function mergeGroups(groups: readonly SettingGroup[]): ReadonlyMap<string, SettingDef> {
+  const all = new Map<string, SettingDef>();
+  for (const group of groups) {
+    for (const [key, def] of Object.entries(group)) {
+      const seen = all.get(key);
+      if (seen && rule(seen) !== rule(def)) {
+        throw new Error(`setting ${key} is defined twice with different rules`);
+      }
+      if (!seen) all.set(key, def);
+    }
+  }
+  return all;
+}
+
+export const ALL_SETTINGS = mergeGroups(GROUPS);
+
+export const SECRET_KEYS: readonly string[] = [...ALL_SETTINGS]
+  .filter(([, def]) => def.secret)
+  .map(([key]) => key);
+
+export function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.includes(key);
+}
+
+function schemaOf(def: SettingDef): Record<string, unknown> {
+  if (def.type === 'boolean') return { type: 'boolean' };
+  if (def.type === 'integer') {
+    return {
+      type: 'integer',
+      ...(def.min !== undefined ? { minimum: def.min } : {}),
+      ...(def.max !== undefined ? { maximum: def.max } : {}),
+    };
+  }
+  return {
+    type: 'string',
+    ...(def.choices ? { enum: def.choices } : {}),
+    ...(def.nonEmpty ? { minLength: 1 } : {}),
+  };
+}
+
+/** One compiled schema for a whole profile: types coerced from strings, unknown keys refused. */
+const validateSettings: ValidateFunction = new Ajv({ coerceTypes: true, strict: true }).compile({
+  type: 'object',
+  properties: Object.fromEntries([...ALL_SETTINGS].map(([key, def]) => [key, schemaOf(def)])),
+  additionalProperties: false,
+});
+
+const TRUE = /^(1|true|yes|on)$/i;
+const FALSE = /^(0|false|no|off)$/i;
+
+export type Checked = { ok: true; value: SettingValue } | { ok: false; problem: string };
+
+/** Checks one value of a setting (a flag, variable or profile value) against its definition. */
+export function checkValue(key: string, def: SettingDef, raw: unknown): Checked {
+  let value = raw;
+  if (def.type === 'boolean' && typeof raw === 'string') {
+    if (TRUE.test(raw)) value = true;
+    else if (FALSE.test(raw)) value = false;
+  }
+  // ajv would coerce "" to 0; an empty number is a mistake, not zero.
+  if (def.type === 'integer' && typeof raw === 'string' && raw.trim() === '') value = undefined;
+  const data: Record<string, unknown> = { [key]: value };
+  if (value !== undefined && validateSettings(data)) return { ok: true, value: data[key] as SettingValue };
+  const shown = def.secret ? '' : `, got ${JSON.stringify(raw)}`;
+  const problem = def.nonEmpty && raw === '' ? 'must not be empty' : `${describeRule(def)}${shown}`;
+  return { ok: false, problem };
+}
+
+/** The first unknown key or invalid value of a stored profile, if any. */
+export function checkProfileValues(
+  values: Record<string, unknown>,
+): { key: string; problem: string } | undefined {
+  for (const [key, raw] of Object.entries(values)) {
+    const def = ALL_SETTINGS.get(key);
+    if (!def) return { key, problem: 'is not a setting syncctl knows' };
+    const checked = checkValue(key, def, raw);
+    if (!checked.ok) return { key, problem: checked.problem };
+  }
+  return undefined;
+}

@@ -1,0 +1,232 @@
+import { defineSettings } from './define.js';
+
+/** Flags every command takes (declared once on the program). */
+export const GLOBAL_SETTINGS = defineSettings({
+  brokers: {
+    type: 'string',
+    short: '-b',
+    arg: '<list>',
+    default: '127.0.0.1:9092',
+    nonEmpty: true,
+    description: 'Kafka bootstrap brokers, comma-separated',
+  },
+  json: { type: 'boolean', default: false, description: 'print results as JSON on stdout' },
+  quiet: { type: 'boolean', short: '-q', default: false, description: 'print only errors' },
+  verbose: { type: 'boolean', short: '-v', default: false, description: 'print debug diagnostics on stderr' },
+  state: {
+    type: 'string',
+    arg: '<path>',
+    defaultText: '<state dir>/state.db',
+    nonEmpty: true,
+    description: 'state store: SQLite file path or postgres:// URL',
+  },
+});
+
+/** The one table of topic names: topics ensure, fetch --publish, publish and consume read it. */
+export const TOPIC_SETTINGS = defineSettings({
+  customerTopic: {
+    type: 'string',
+    arg: '<name>',
+    default: 'customer_data',
+    nonEmpty: true,
+    description: 'topic of customer envelopes',
+  },
+  productTopic: {
+    type: 'string',
+    arg: '<name>',
+    default: 'inventory_data',
+    nonEmpty: true,
+    description: 'topic of product envelopes',
+  },
+  dlqTopic: {
+    type: 'string',
+    arg: '<name>',
+    default: 'syncctl_dlq',
+    nonEmpty: true,
+    description: 'dead-letter topic',
+  },
+});
+
+/** The default topic names, for code that has no settings at hand (library callers, tests). */
+export const DEFAULT_TOPICS = {
+  customers: TOPIC_SETTINGS.customerTopic.default,
+  products: TOPIC_SETTINGS.productTopic.default,
+  deadLetter: TOPIC_SETTINGS.dlqTopic.default,
+} as const;
+
+export const TOPICS_ENSURE_SETTINGS = defineSettings({
+  partitions: {
+    type: 'integer',
+    short: '-p',
+    min: 1,
+    default: 6,
+    description: 'partitions of the data topics',
+  },
+  dlqPartitions: { type: 'integer', min: 1, default: 1, description: 'partitions of the dead-letter topic' },
+  replicationFactor: { type: 'integer', short: '-r', min: 1, default: 1, description: 'replication factor' },
+});
+
+export const FETCH_SETTINGS = defineSettings({
+  source: {
+    type: 'string',
+    short: '-s',
+    arg: '<name>',
+    choices: ['crm', 'inventory'],
+    description: 'the source to fetch: crm or inventory (required)',
+  },
+  out: {
+    type: 'string',
+    short: '-o',
+    arg: '<file>',
+    defaultText: 'stdout',
+    description: 'write NDJSON to this file',
+  },
+  publish: {
+    type: 'boolean',
+    default: false,
+    description: "publish to the source's topic instead of writing NDJSON",
+  },
+  topic: {
+    type: 'string',
+    short: '-t',
+    arg: '<topic>',
+    nonEmpty: true,
+    defaultText: '--customer-topic / --product-topic',
+    description: 'topic for --publish',
+  },
+  full: {
+    type: 'boolean',
+    default: false,
+    description: 'ignore the checkpoint and fetch everything (moves the checkpoint when it completes)',
+  },
+  since: {
+    type: 'string',
+    arg: '<time>',
+    description: 'backfill from this ISO date/time (inclusive, UTC unless an offset is given)',
+  },
+  until: {
+    type: 'string',
+    arg: '<time>',
+    defaultText: 'when the backfill starts',
+    description: 'backfill up to this ISO date/time (exclusive)',
+  },
+  window: {
+    type: 'string',
+    arg: '<size>',
+    default: '1d',
+    description: 'backfill window: a duration (30m, 6h, 1d, 1w) or a number of windows',
+  },
+  concurrency: { type: 'integer', min: 1, default: 4, description: 'backfill windows fetched at once' },
+  resume: {
+    type: 'boolean',
+    default: false,
+    description: 'only continue interrupted work (a killed run or backfill); start nothing new',
+  },
+  restart: {
+    type: 'boolean',
+    default: false,
+    description: 'discard interrupted progress (and finished windows of this backfill range) first',
+  },
+  rejects: {
+    type: 'string',
+    arg: '<file>',
+    defaultText: '<out>.rejects.ndjson or ./syncctl-fetch-<source>-rejects.ndjson',
+    description: 'where rejected records go (NDJSON)',
+  },
+});
+
+export const PUBLISH_SETTINGS = defineSettings({
+  topic: {
+    type: 'string',
+    short: '-t',
+    arg: '<topic>',
+    nonEmpty: true,
+    description: 'topic to publish to (customer_data, inventory_data, …); required',
+  },
+  in: {
+    type: 'string',
+    short: '-i',
+    arg: '<file>',
+    default: '-',
+    description: 'NDJSON input file, or - for stdin',
+  },
+  rejects: {
+    type: 'string',
+    arg: '<file>',
+    defaultText: '<in>.rejects.ndjson, or ./syncctl-rejects.ndjson for stdin',
+    description: 'where malformed lines go (NDJSON)',
+  },
+  dryRun: { type: 'boolean', default: false, description: 'validate every line without sending anything' },
+  batchSize: { type: 'integer', min: 1, default: 2000, description: 'records per producer request' },
+});
+
+export const CONSUME_SETTINGS = defineSettings({
+  once: {
+    type: 'boolean',
+    default: false,
+    description: 'drain to the end offsets seen at start, commit, print the summary and exit (for cron)',
+  },
+  group: {
+    type: 'string',
+    short: '-g',
+    arg: '<id>',
+    default: 'syncctl',
+    nonEmpty: true,
+    description: 'consumer group',
+  },
+  batchSize: { type: 'integer', min: 1, default: 250, description: 'unified records per Analytics delivery' },
+  productRefPath: {
+    type: 'string',
+    arg: '<path>',
+    default: 'productIds',
+    nonEmpty: true,
+    description: 'where customer records list product ids, e.g. orders[].productId',
+  },
+  idleTimeout: {
+    type: 'integer',
+    arg: '<seconds>',
+    min: 1,
+    default: 60,
+    description: '--once: give up (exit 75) after this long without progress before the end offsets',
+  },
+  shutdownTimeout: {
+    type: 'integer',
+    arg: '<seconds>',
+    min: 1,
+    default: 30,
+    description:
+      'on SIGINT/SIGTERM, wait this long for the batch in flight and the delivery of what was read',
+  },
+  sessionTimeout: {
+    type: 'integer',
+    arg: '<seconds>',
+    min: 6,
+    default: 30,
+    description: "Kafka session timeout: how soon the group gives a dead instance's partitions to others",
+  },
+  maxDeliveryDelay: {
+    type: 'integer',
+    arg: '<seconds>',
+    min: 0,
+    default: 5,
+    description:
+      'deliver merged changes at most this long after reading them, so a customer whose products arrive a few batches later is sent once; 0 delivers after every Kafka batch',
+  },
+});
+
+export const SANDBOX_SETTINGS = defineSettings({
+  dir: {
+    type: 'string',
+    arg: '<path>',
+    nonEmpty: true,
+    defaultText: '$SYNCCTL_SANDBOX_DIR or <state dir>/sandbox',
+    description: 'sandbox directory',
+  },
+  port: {
+    type: 'integer',
+    min: 1,
+    max: 65_535,
+    defaultText: 'a free one',
+    description: 'Kafka port (sandbox up)',
+  },
+});
