@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import {
   addAnalyticsOptions,
   analyticsConfigFromSettings,
@@ -14,6 +14,7 @@ import { consume, CONSUME_DEFAULTS, type ConsumeSummary } from '../../stages/con
 import { DEFAULT_TOPICS } from '../../stages/topics.js';
 import { defaultStatePath, openDb, redactUrl } from '../../state/db.js';
 import { stopOnSignals } from '../signals.js';
+import { startSpinner } from '../spinner.js';
 import { action, parseIntFlag, type GlobalFlags } from '../context.js';
 
 interface ConsumeFlags extends AnalyticsFlags {
@@ -144,7 +145,7 @@ Examples:
           ),
         );
         let spinner: Ora | undefined;
-        if (ctx.interactive) spinner = ora({ text: 'consuming…', stream: process.stderr }).start();
+        if (ctx.interactive) spinner = startSpinner('consuming…');
         const sink = createAnalyticsSink(analytics, ctx.logger);
         let summary: ConsumeSummary;
         try {

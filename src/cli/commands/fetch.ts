@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { CrmSource, crmConfigFromSettings, type CrmFlags } from '../../connectors/crm-source.js';
 import {
   INVENTORY_OPTIONS,
@@ -20,6 +20,7 @@ import type { Logger } from '../../log.js';
 import type { SettingsSource } from '../../settings.js';
 import { contextFrom, parseIntFlag, type CliContext, type GlobalFlags } from '../context.js';
 import { stopOnSignals } from '../signals.js';
+import { startSpinner } from '../spinner.js';
 
 interface FetchFlags extends Record<string, unknown> {
   source?: string;
@@ -242,7 +243,7 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
   let spinner: Ora | undefined;
   // A spinner on the terminal would mix into NDJSON shown on the same terminal.
   if (ctx.interactive && !(dataOnStdout && process.stdout.isTTY)) {
-    spinner = ora({ text: `fetching ${source}…`, stream: process.stderr }).start();
+    spinner = startSpinner(`fetching ${source}…`);
   }
   let summary: FetchSummary;
   try {
