@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, toSyncError, type SyncError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
 import { redact } from '../redact.js';
+import { packageVersion } from './version.js';
 
 const EXIT_CODE_HELP = `
 Exit codes:
@@ -18,7 +19,7 @@ Every flag can also be set as a SYNCCTL_<FLAG> environment variable or in a conf
 export function buildProgram(): Command {
   const program = new Command('syncctl')
     .description('Sync customers (CRM, REST) and products (Inventory, SOAP) through Kafka into Analytics.')
-    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .version(packageVersion(), '-V, --version')
     .option('-b, --brokers <list>', 'Kafka bootstrap brokers, comma-separated (default 127.0.0.1:9092)')
     .option('--json', 'print results as JSON on stdout')
     .option('-q, --quiet', 'print only errors')
