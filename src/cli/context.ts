@@ -3,6 +3,7 @@ import { ExitCode, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSettings, pick, type SettingsSource } from '../settings.js';
 import { parseBrokers } from '../connectors/kafka.js';
+import { setJsonOutput, writeStdout } from './output.js';
 
 export const DEFAULT_BROKERS = '127.0.0.1:9092';
 
@@ -30,10 +31,11 @@ export interface CliContext {
 export function contextFrom(command: Command, options: ActionOptions = {}): CliContext {
   const flags = command.optsWithGlobals<GlobalFlags>();
   const settings = loadSettings(flags.profile, process.env, !options.profileMayBeMissing);
+  const json = pick(settings, 'json', flags.json, false);
+  setJsonOutput(json);
   const quiet = flags.quiet ?? false;
   const verbose = flags.verbose ?? false;
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
-  const json = pick(settings, 'json', flags.json, false);
   const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
   return {
     json,
@@ -45,9 +47,7 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
       if (list.length === 0) throw new UsageError('--brokers is empty');
       return list;
     },
-    stdout: (text) => {
-      process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-    },
+    stdout: writeStdout,
     interactive: Boolean(process.stderr.isTTY) && !process.env.CI && !json && !quiet,
   };
 }

@@ -20,6 +20,8 @@ import type { Logger } from '../../log.js';
 import type { SettingsSource } from '../../settings.js';
 import { contextFrom, parseIntFlag, type CliContext, type GlobalFlags } from '../context.js';
 import { stopOnSignals } from '../signals.js';
+import { claimStdout, writeStdout } from '../output.js';
+import { redact } from '../../redact.js';
 import { startSpinner } from '../spinner.js';
 
 interface FetchFlags extends Record<string, unknown> {
@@ -234,6 +236,7 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
   }
   rejectsPath = pick(settings, 'rejects', opts.rejects, rejectsPath);
   const dataOnStdout = output.kind === 'stdout';
+  if (dataOnStdout) claimStdout();
 
   const connector: SourceConnector = await createSourceConnector(source, settings, opts, ctx.logger);
   const statePath = pick(settings, 'state', globals.state, defaultStatePath());
@@ -277,16 +280,30 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
 
   // Data owns stdout when the NDJSON goes there; the summary (text or JSON) then goes to stderr.
   const write = (text: string) => {
-    const line = text.endsWith('\n') ? text : `${text}\n`;
-    if (dataOnStdout) process.stderr.write(line);
-    else process.stdout.write(line);
+    if (dataOnStdout) process.stderr.write(text.endsWith('\n') ? text : `${text}\n`);
+    else writeStdout(text);
   };
-  if (ctx.json) write(JSON.stringify(summary, null, 2));
+  const failure =
+    summary.status === 'failed' || summary.status === 'interrupted'
+      ? stopError(summary, rerunCommand(process.argv))
+      : undefined;
+  // With --json this summary is the one document on stdout: when the run failed, its `error` says
+  // what the stderr lines say (no `{"error": …}` object follows it), redacted the same way.
+  const printed =
+    failure && summary.error
+      ? {
+          ...summary,
+          error: {
+            ...summary.error,
+            message: redact(failure.message),
+            hint: failure.hint === undefined ? null : redact(failure.hint),
+          },
+        }
+      : summary;
+  if (ctx.json) write(JSON.stringify(printed, null, 2));
   else if (!ctx.quiet || summary.status !== 'completed') write(describeSummary(summary));
 
-  if (summary.status === 'failed' || summary.status === 'interrupted') {
-    throw stopError(summary, rerunCommand(process.argv));
-  }
+  if (failure) throw failure;
   if (summary.rejects > 0) {
     ctx.logger.warn(`${summary.rejects} record(s) rejected; see ${summary.rejectsFile ?? rejectsPath}`);
     return ExitCode.Partial;
