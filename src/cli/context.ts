@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError, ExitCode, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { redact } from '../redact.js';
 import {
   GLOBAL_SETTINGS,
   loadSettings,
@@ -13,6 +12,7 @@ import {
 } from '../settings/index.js';
 import { parseBrokers } from '../connectors/kafka.js';
 import { defaultStatePath } from '../state/db.js';
+import { setJsonOutput, writeStdout } from './output.js';
 
 export interface GlobalFlags {
   profile?: string;
@@ -39,6 +39,7 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
   const settings = loadProfile(flags.profile, options);
   const globals = resolveSettings(GLOBAL_SETTINGS, settings, flags);
   const { quiet, verbose, json } = globals;
+  setJsonOutput(json);
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
   const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
   return {
@@ -53,10 +54,7 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
       return list;
     },
     statePath: () => globals.state ?? defaultStatePath(),
-    stdout: (text) => {
-      const safe = redact(text);
-      process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`);
-    },
+    stdout: writeStdout,
     interactive: Boolean(process.stderr.isTTY) && !process.env.CI && !json && !quiet,
   };
 }

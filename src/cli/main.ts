@@ -1,9 +1,11 @@
 import { Command, CommanderError } from 'commander';
-import { ExitCode, toSyncError, type SyncError } from '../errors.js';
+import { ExitCode, toSyncError, UsageError, type SyncError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
 import { redact } from '../redact.js';
 import { GLOBAL_SETTINGS } from '../settings/index.js';
 import { addSettingOptions } from './options.js';
+import { jsonOutput, resetOutput, stdoutUsed } from './output.js';
+import { packageVersion } from './version.js';
 
 const EXIT_CODE_HELP = `
 Exit codes:
@@ -20,7 +22,7 @@ Every flag can also be set as a SYNCCTL_<FLAG> environment variable or in a conf
 export function buildProgram(): Command {
   const program = new Command('syncctl')
     .description('Sync customers (CRM, REST) and products (Inventory, SOAP) through Kafka into Analytics.')
-    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .version(packageVersion(), '-V, --version')
     .option('--profile <name>', 'config profile to read settings from (SYNCCTL_PROFILE)')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_CODE_HELP)
@@ -38,8 +40,29 @@ function describe(err: SyncError, verbose: boolean): string {
   return lines.join('\n') + '\n';
 }
 
+/** --json as the command would have resolved it, for failures before it got that far. */
+function wantsJson(argv: string[]): boolean {
+  const known = jsonOutput();
+  if (known !== undefined) return known;
+  const end = argv.indexOf('--');
+  if ((end === -1 ? argv : argv.slice(0, end)).includes('--json')) return true;
+  return /^(1|true|yes|on)$/i.test(process.env.SYNCCTL_JSON ?? '');
+}
+
+/** The one JSON document a failing command leaves on stdout under --json (unless it printed one). */
+function errorDocument(err: SyncError): string {
+  const error = {
+    code: err.code,
+    message: redact(err.message),
+    exitCode: err.exitCode,
+    ...(err.hint ? { hint: redact(err.hint) } : {}),
+  };
+  return `${JSON.stringify({ error }, null, 2)}\n`;
+}
+
 /** Parses argv, runs one command and returns its exit code; never exits by itself. */
 export async function runCli(argv: string[]): Promise<number> {
+  resetOutput();
   const program = buildProgram();
   let exitCode: number = ExitCode.Ok;
   program.hook('postAction', (_thisCommand, actionCommand) => {
@@ -50,14 +73,21 @@ export async function runCli(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return exitCode;
   } catch (err) {
+    let syncError: SyncError;
     if (err instanceof CommanderError) {
-      // Help asked for, or shown because no command was given, is not an error.
-      const helpOrVersion = ['commander.helpDisplayed', 'commander.help', 'commander.version'];
-      return helpOrVersion.includes(err.code) ? ExitCode.Ok : ExitCode.Usage;
+      // Commander has already printed the message (or the help) on stderr.
+      const asked = ['commander.helpDisplayed', 'commander.help', 'commander.version'];
+      if (asked.includes(err.code) && err.exitCode === 0) return ExitCode.Ok;
+      // No command at all: the help went to stderr and exits 2, so a cron typo does not look like success.
+      const message =
+        err.code === 'commander.help' ? 'no command given' : err.message.replace(/^error: /, '');
+      syncError = new UsageError(message);
+    } else {
+      syncError = toSyncError(err);
+      const verbose = argv.includes('-v') || argv.includes('--verbose');
+      process.stderr.write(describe(syncError, verbose));
     }
-    const syncError = toSyncError(err);
-    const verbose = argv.includes('-v') || argv.includes('--verbose');
-    process.stderr.write(describe(syncError, verbose));
+    if (wantsJson(argv) && !stdoutUsed()) process.stdout.write(errorDocument(syncError));
     return syncError.exitCode;
   }
 }

@@ -19,7 +19,13 @@ interface Origin {
 
 function originOf(kind: 'flag' | 'env' | 'profile', key: string, source: SettingsSource): Origin {
   if (kind === 'flag') return { name: flagName(key), error: (m) => new UsageError(m) };
-  if (kind === 'env') return { name: envName(key), error: (m) => new ConfigError(m) };
+  if (kind === 'env') {
+    return {
+      name: envName(key),
+      error: (m) =>
+        new ConfigError(m, { hint: `fix or unset ${envName(key)} (${flagName(key)} overrides it)` }),
+    };
+  }
   return {
     name: `${key} in profile "${source.profileName}" (${source.profilePath})`,
     error: (m) =>

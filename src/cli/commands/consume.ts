@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { analyticsConfigFromSettings, createAnalyticsSink } from '../../connectors/analytics-sink.js';
 import { createKafka } from '../../connectors/kafka.js';
 import { redact } from '../../redact.js';
@@ -7,6 +7,7 @@ import { ANALYTICS_SETTINGS, CONSUME_SETTINGS, TOPIC_SETTINGS } from '../../sett
 import { consume, type ConsumeSummary } from '../../stages/consume.js';
 import { openDb, redactUrl } from '../../state/db.js';
 import { stopOnSignals } from '../signals.js';
+import { startSpinner } from '../spinner.js';
 import { action } from '../context.js';
 import { addSettingOptions } from '../options.js';
 
@@ -66,7 +67,7 @@ Examples:
           ),
         );
         let spinner: Ora | undefined;
-        if (ctx.interactive) spinner = ora({ text: 'consuming…', stream: process.stderr }).start();
+        if (ctx.interactive) spinner = startSpinner('consuming…');
         const sink = createAnalyticsSink(analytics, ctx.logger);
         let summary: ConsumeSummary;
         try {

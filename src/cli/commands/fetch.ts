@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { CrmSource, crmConfigFromSettings } from '../../connectors/crm-source.js';
 import { inventoryConfigFromSettings, openInventorySource } from '../../connectors/inventory-source.js';
 import { createKafka } from '../../connectors/kafka.js';
@@ -23,6 +23,8 @@ import { redact } from '../../redact.js';
 import { contextFrom, type CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 import { stopOnSignals } from '../signals.js';
+import { claimStdout, writeStdout } from '../output.js';
+import { startSpinner } from '../spinner.js';
 
 async function createSourceConnector(
   source: Source,
@@ -184,6 +186,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   }
   rejectsPath = rejects ?? rejectsPath;
   const dataOnStdout = output.kind === 'stdout';
+  if (dataOnStdout) claimStdout();
 
   const connector: SourceConnector = await createSourceConnector(source as Source, ctx, opts, ctx.logger);
   const statePath = ctx.statePath();
@@ -193,7 +196,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   let spinner: Ora | undefined;
   // A spinner on the terminal would mix into NDJSON shown on the same terminal.
   if (ctx.interactive && !(dataOnStdout && process.stdout.isTTY)) {
-    spinner = ora({ text: `fetching ${source}…`, stream: process.stderr }).start();
+    spinner = startSpinner(`fetching ${source}…`);
   }
   let summary: FetchSummary;
   try {
@@ -228,16 +231,30 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   // Data owns stdout when the NDJSON goes there; the summary (text or JSON) then goes to stderr.
   const write = (text: string) => {
     const safe = redact(text);
-    const line = safe.endsWith('\n') ? safe : `${safe}\n`;
-    if (dataOnStdout) process.stderr.write(line);
-    else process.stdout.write(line);
+    if (dataOnStdout) process.stderr.write(safe.endsWith('\n') ? safe : `${safe}\n`);
+    else writeStdout(safe);
   };
-  if (ctx.json) write(JSON.stringify(summary, null, 2));
+  const failure =
+    summary.status === 'failed' || summary.status === 'interrupted'
+      ? stopError(summary, rerunCommand(process.argv))
+      : undefined;
+  // With --json this summary is the one document on stdout: when the run failed, its `error` says
+  // what the stderr lines say (no `{"error": …}` object follows it), redacted the same way.
+  const printed =
+    failure && summary.error
+      ? {
+          ...summary,
+          error: {
+            ...summary.error,
+            message: redact(failure.message),
+            hint: failure.hint === undefined ? null : redact(failure.hint),
+          },
+        }
+      : summary;
+  if (ctx.json) write(JSON.stringify(printed, null, 2));
   else if (!ctx.quiet || summary.status !== 'completed') write(describeSummary(summary));
 
-  if (summary.status === 'failed' || summary.status === 'interrupted') {
-    throw stopError(summary, rerunCommand(process.argv));
-  }
+  if (failure) throw failure;
   if (summary.rejects > 0) {
     ctx.logger.warn(`${summary.rejects} record(s) rejected; see ${summary.rejectsFile ?? rejectsPath}`);
     return ExitCode.Partial;

@@ -1,0 +1,26 @@
+import ora, { type Ora } from 'ora';
+
+/** https://no-color.org: any non-empty value turns colours off. */
+export function colorDisabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.NO_COLOR ?? '') !== '';
+}
+
+/**
+ * The progress spinner of fetch and consume, on stderr. Callers decide whether the run is
+ * interactive at all (CliContext.interactive); this only decides how the spinner behaves there.
+ * Returns undefined when the terminal cannot show one.
+ */
+export function startSpinner(text: string, stream: NodeJS.WriteStream = process.stderr): Ora | undefined {
+  // A pseudo-terminal that reports 0 columns (script(1) without a terminal of its own, some
+  // container runtimes) makes ora compute an infinite line count and spin in clear() forever.
+  if (!stream.columns) return undefined;
+  return ora({
+    text,
+    stream,
+    // ora's default puts stdin in raw mode, so Ctrl-C no longer makes the terminal send SIGINT, and
+    // its own replacement never fires because it does not resume a fresh stdin: Ctrl-C did nothing.
+    discardStdin: false,
+    // chalk (ora's colours) ignores NO_COLOR.
+    color: colorDisabled() ? false : 'cyan',
+  }).start();
+}
