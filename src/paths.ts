@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, statSync, type Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from './errors.js';
+import { ConfigError, InputError } from './errors.js';
 
 function findPackageRoot(start: string): string {
   let dir = start;
@@ -102,4 +102,18 @@ export function ensureDir(dir: string, purpose: string): void {
       });
     }
   }
+}
+
+/**
+ * For a file flag (--in, --out, --rejects): a directory there would otherwise surface as a bare EISDIR,
+ * or only at the first reject, after the run has done work.
+ */
+export function rejectDirectory(path: string, flag: string): void {
+  let stats: Stats | undefined;
+  try {
+    stats = statOrUndefined(path);
+  } catch {
+    return; // opening the file reports it, with the path
+  }
+  if (stats?.isDirectory()) throw new InputError(`${flag} ${path} is a directory, not a file`);
 }

@@ -11,6 +11,7 @@ import { createKafka } from '../../connectors/kafka.js';
 import type { SourceConnector } from '../../connectors/source.js';
 import { ExitCode, InterruptedError, SyncError, UsageError, type ErrorCode } from '../../errors.js';
 import { TOPIC_OF, type Source } from '../../records/envelope.js';
+import { rejectDirectory } from '../../paths.js';
 import { pick } from '../../settings.js';
 import { defaultStatePath, openDb } from '../../state/db.js';
 import type { OutputSpec } from '../../stages/fetch-output.js';
@@ -232,6 +233,9 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
     rejectsPath = `syncctl-fetch-${source}-rejects.ndjson`;
   }
   rejectsPath = pick(settings, 'rejects', opts.rejects, rejectsPath);
+  // Before any request: the reject file is opened only at the first reject, after work is done.
+  if (output.kind === 'file') rejectDirectory(output.path, '--out');
+  rejectDirectory(rejectsPath, '--rejects');
   const dataOnStdout = output.kind === 'stdout';
 
   const connector: SourceConnector = await createSourceConnector(source, settings, opts, ctx.logger);

@@ -3,6 +3,7 @@ import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { publish } from '../../stages/publish.js';
 import { MAX_REQUEST_RECORDS } from '../../connectors/kafka-publisher.js';
+import { rejectDirectory } from '../../paths.js';
 import { pick } from '../../settings.js';
 import { action, parseIntFlag } from '../context.js';
 
@@ -47,6 +48,8 @@ export default function register(program: Command): void {
           opts.rejects,
           fromStdin ? 'syncctl-rejects.ndjson' : `${input}.rejects.ndjson`,
         );
+        if (!fromStdin) rejectDirectory(input, '--in');
+        rejectDirectory(rejectsPath, '--rejects');
         const batchSize = pick(settings, 'batchSize', opts.batchSize, MAX_REQUEST_RECORDS);
         const brokers = ctx.brokers();
         const summary = await publish({
