@@ -8,6 +8,7 @@ import {
 } from '../../connectors/analytics-sink.js';
 import { createKafka } from '../../connectors/kafka.js';
 import { DEFAULT_PRODUCT_REF_PATH } from '../../merge/product-refs.js';
+import { UsageError } from '../../errors.js';
 import { redact } from '../../redact.js';
 import { pick } from '../../settings.js';
 import { consume, CONSUME_DEFAULTS, type ConsumeSummary } from '../../stages/consume.js';
@@ -137,6 +138,10 @@ Examples:
           CONSUME_DEFAULTS.maxDeliveryDelayMs / 1000,
         );
         const productRefPath = pick(settings, 'productRefPath', opts.productRefPath);
+        const group = pick(settings, 'group', opts.group, CONSUME_DEFAULTS.group);
+        // kafkajs would say only "Invalid groupId", after the state store was opened.
+        if (group.trim() === '')
+          throw new UsageError('--group must not be empty (the Kafka consumer group id)');
 
         const stop = stopOnSignals((signal) =>
           ctx.logger.warn(
@@ -156,7 +161,7 @@ Examples:
               brokers,
               db,
               sink,
-              group: pick(settings, 'group', opts.group, CONSUME_DEFAULTS.group),
+              group,
               customerTopic: pick(settings, 'customerTopic', opts.customerTopic, DEFAULT_TOPICS.customers),
               productTopic: pick(settings, 'productTopic', opts.productTopic, DEFAULT_TOPICS.products),
               deadLetterTopic: pick(settings, 'dlqTopic', opts.dlqTopic, DEFAULT_TOPICS.deadLetter),
