@@ -65,6 +65,30 @@ describe('file flags given a directory', () => {
     expect(run.stderr).toContain(`--rejects ${aDirectory} is a directory, not a file`);
   });
 
+  it('publish --rejects in a missing directory reports it instead of crashing at the first reject', async () => {
+    const input = join(dir, 'bad-line.ndjson');
+    writeFileSync(input, 'not json\n');
+    const rejects = join(dir, 'no-such-dir', 'rejects.ndjson');
+    const run = await runSyncctl(
+      [
+        '-b',
+        testBrokers(),
+        'publish',
+        '--topic',
+        'customer_data',
+        '--in',
+        input,
+        '--rejects',
+        rejects,
+        '--dry-run',
+      ],
+      { timeoutMs: BOUND_MS },
+    );
+    expectDone(run, 1);
+    expect(run.stderr).toContain(`cannot write the reject file ${rejects}`);
+    expect(run.stderr).not.toContain('Unhandled');
+  });
+
   it('fetch --out <directory> names the path', async () => {
     const run = await fetchCrm(['--out', aDirectory]);
     expectDone(run, 1);
