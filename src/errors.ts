@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'E_SINK_PERMANENT',
   'E_SINK_TRANSIENT',
   'E_STATE',
+  'E_STATE_UNAVAILABLE',
   'E_LOCKED',
   'E_INTERRUPTED',
   'E_INTERNAL',
@@ -145,6 +146,13 @@ export class SinkTransientError extends SyncError {
 export class StateError extends SyncError {
   constructor(message: string, options?: SyncErrorOptions) {
     super('E_STATE', message, false, ExitCode.Failure, options);
+  }
+}
+
+/** The state store could not be reached (refused, timed out, starting up): a later run may succeed. */
+export class StateUnavailableError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_STATE_UNAVAILABLE', message, true, ExitCode.TempFailure, options);
   }
 }
 

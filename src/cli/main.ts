@@ -14,7 +14,7 @@ Exit codes:
   2   usage or configuration error
   3   finished, but some records were rejected or dead-lettered
   4   another run holds the lock
-  75  temporary failure (broker or source unreachable): retry later
+  75  temporary failure (broker, source or PostgreSQL state store unreachable): retry later
 
 Every flag can also be set as a SYNCCTL_<FLAG> environment variable or in a config profile
 (flags > environment > profile > defaults).`;

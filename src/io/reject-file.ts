@@ -1,5 +1,6 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { InputError } from '../errors.js';
 
 export interface Reject {
   line: number;
@@ -17,8 +18,25 @@ export class RejectFile {
 
   constructor(readonly path: string) {}
 
+  private failure: Error | undefined;
+
+  private writeError(err: Error): InputError {
+    return new InputError(`cannot write the reject file ${this.path}: ${err.message}`, { cause: err });
+  }
+
   async add(reject: Reject): Promise<void> {
-    this.stream ??= createWriteStream(this.path, { flags: 'w' });
+    if (!this.stream) {
+      const stream = createWriteStream(this.path, { flags: 'w' });
+      // Without a listener an open or write failure is an unhandled 'error' event: a crash with a stack.
+      stream.on('error', (err) => (this.failure ??= err));
+      try {
+        await once(stream, 'ready');
+      } catch (err) {
+        throw this.writeError(err as Error);
+      }
+      this.stream = stream;
+    }
+    if (this.failure) throw this.writeError(this.failure);
     this.count++;
     const raw = reject.raw.length > MAX_RAW ? `${reject.raw.slice(0, MAX_RAW)}…` : reject.raw;
     if (!this.stream.write(`${JSON.stringify({ ...reject, raw })}\n`)) await once(this.stream, 'drain');

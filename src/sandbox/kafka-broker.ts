@@ -1,17 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { SandboxError } from '../errors.js';
-import { defaultCacheDir, PACKAGE_ROOT } from '../paths.js';
+import { defaultCacheDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
 
 /** Keep in step with kafka/pom.xml. */
 export const KAFKA_VERSION = '4.1.1';
@@ -36,7 +28,7 @@ export function kafkaInstalled(): boolean {
 export function installKafka(log: (line: string) => void = () => {}): string {
   const dir = kafkaLibDir();
   if (kafkaInstalled()) return dir;
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir, `the Kafka jar cache (SYNCCTL_CACHE_DIR)`);
   log(`resolving Apache Kafka ${KAFKA_VERSION} from Maven Central into ${dir}`);
   const result = spawnSync(
     'mvn',
@@ -154,7 +146,7 @@ export async function startBroker(options: StartBrokerOptions): Promise<BrokerHa
   const port = options.port ?? (await freePort());
   const controllerPort = await freePort();
   const dataDir = join(options.dir, 'kafka-data');
-  mkdirSync(dataDir, { recursive: true });
+  ensureDir(dataDir, 'the Kafka data directory');
   const propsFile = join(options.dir, 'server.properties');
   const log4jFile = join(options.dir, 'log4j2.properties');
   const logFile = join(options.dir, 'kafka.log');

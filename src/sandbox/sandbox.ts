@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { SandboxError } from '../errors.js';
-import { defaultStateDir, PACKAGE_ROOT } from '../paths.js';
+import { defaultStateDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
 import { isAlive, startBroker, stopProcess, tcpAnswers } from './kafka-broker.js';
 
 /**
@@ -138,8 +138,11 @@ export async function sandboxUp(
     }
   }
   if (existing) await sandboxDown(dir);
+  const purpose = `sandbox --dir ${dir}`;
+  // The parent first: with a file in the way, rmSync would fail with a bare ENOTDIR.
+  ensureDir(dirname(dir), purpose);
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir, purpose);
   const broker = await startBroker({ dir, ...(options.port !== undefined ? { port: options.port } : {}) });
   const state: SandboxState = {
     dir,

@@ -1,9 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { StateError } from '../errors.js';
-import { defaultStateDir } from '../paths.js';
+import { ConfigError, StateError, StateUnavailableError, type SyncError } from '../errors.js';
+import { defaultStateDir, describeFsError, ensureDir, statOrUndefined } from '../paths.js';
 
 export type SqlValue = string | number | bigint | null | Buffer;
 export type Row = Record<string, unknown>;
@@ -139,35 +139,168 @@ export function defaultStatePath(): string {
   return join(defaultStateDir(), 'state.db');
 }
 
-/** Opens the state store: a postgres:// URL selects PostgreSQL, anything else is a SQLite file path. */
-export async function openDb(location: string = defaultStatePath()): Promise<Db> {
-  if (/^postgres(ql)?:\/\//.test(location)) {
-    const pool = new pg.Pool({ connectionString: location, max: 4, connectionTimeoutMillis: 10_000 });
-    try {
-      await pool.query('SELECT 1');
-    } catch (err) {
-      await pool.end().catch(() => {});
-      throw new StateError(
-        `cannot open the PostgreSQL state store ${redactUrl(location)}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    return new PostgresDb(pool, pool, redactUrl(location));
+/** How long a PostgreSQL connection may take: a host that drops packets must fail, not hang. */
+export const PG_CONNECT_TIMEOUT_MS = 10_000;
+
+/** Where a postgres:// URL points, as host:port (never its credentials). */
+function pgAddress(location: string): string {
+  try {
+    const url = new URL(location);
+    return `${url.hostname || 'localhost'}:${url.port || '5432'}`;
+  } catch {
+    return redactUrl(location);
+  }
+}
+
+// Network failures and "not now" answers (starting up, too many clients): a later run may succeed.
+const PG_TRANSIENT_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
+const PG_TRANSIENT_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+// Settings that cannot work until someone changes them: unknown database, role, password, host.
+const PG_CONFIG_SQLSTATES = new Set(['3D000', '28000', '28P01']);
+
+function postgresOpenError(location: string, err: unknown): SyncError {
+  const where = `the PostgreSQL state store at ${pgAddress(location)} (--state ${redactUrl(location)})`;
+  const code = (err as { code?: unknown }).code;
+  const message = (err as Error).message;
+  const options = { cause: err };
+  if (
+    typeof code === 'string' &&
+    (PG_TRANSIENT_ERRNOS.has(code) || PG_TRANSIENT_SQLSTATES.has(code) || code.startsWith('08'))
+  ) {
+    return new StateUnavailableError(`cannot reach ${where}: ${message}`, {
+      ...options,
+      hint: 'check that PostgreSQL is running and reachable; rerun later (nothing was read or written)',
+    });
+  }
+  // pg reports its connect timeout and a dropped connection without an errno.
+  if (code === undefined && /timeout|terminated/i.test(message)) {
+    const what = /timeout/i.test(message)
+      ? `no answer within ${PG_CONNECT_TIMEOUT_MS / 1000} s (${message})`
+      : message;
+    return new StateUnavailableError(`cannot reach ${where}: ${what}`, {
+      ...options,
+      hint: 'check that PostgreSQL is running and reachable; rerun later',
+    });
+  }
+  if (code === 'ENOTFOUND' || (typeof code === 'string' && PG_CONFIG_SQLSTATES.has(code))) {
+    return new ConfigError(`cannot open ${where}: ${message}`, {
+      ...options,
+      hint: 'check the host, database name and credentials in --state / SYNCCTL_STATE',
+    });
+  }
+  return new StateError(`cannot open ${where}: ${message}`, options);
+}
+
+async function openPostgres(location: string): Promise<Db> {
+  const pool = new pg.Pool({
+    connectionString: location,
+    max: 4,
+    connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
+  });
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw postgresOpenError(location, err);
+  }
+  return new PostgresDb(pool, pool, redactUrl(location));
+}
+
+const SQLITE_HINT =
+  'point --state (or SYNCCTL_STATE) at a SQLite file in a writable directory, or a postgres:// URL';
+
+/**
+ * Checks the path the way an operator would before SQLite sees it: SQLite itself says only "unable to
+ * open database file" for a directory, a read-only place or a missing parent.
+ */
+function prepareSqlitePath(location: string): void {
+  const dir = dirname(location);
+  ensureDir(dir, `--state ${location}`);
+  let stats;
+  try {
+    stats = statOrUndefined(location);
+  } catch (err) {
+    throw new ConfigError(`cannot use --state ${location}: ${describeFsError(err)}`, {
+      cause: err,
+      hint: SQLITE_HINT,
+    });
+  }
+  if (stats?.isDirectory()) {
+    throw new ConfigError(`--state ${location} is a directory, not a SQLite database file`, {
+      hint: SQLITE_HINT,
+    });
   }
   try {
-    if (location !== ':memory:') mkdirSync(dirname(location), { recursive: true });
-    const db = new Database(location);
+    // An empty file is a valid new database, so creating it here changes nothing for SQLite.
+    if (!stats) closeSync(openSync(location, 'wx'));
+    else accessSync(location, constants.R_OK | constants.W_OK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new ConfigError(
+        `cannot ${stats ? 'write' : 'create'} the SQLite state store --state ${location}: ${describeFsError(err)}`,
+        { cause: err, hint: SQLITE_HINT },
+      );
+    }
+  }
+  try {
+    // WAL mode keeps -wal and -shm files next to the database: the directory must be writable too.
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new ConfigError(
+      `the directory ${dir} of the SQLite state store (--state ${location}) is not writable: ${describeFsError(err)}`,
+      { cause: err, hint: SQLITE_HINT },
+    );
+  }
+}
+
+// SQLite result codes that mean the path itself is wrong, not that the store is broken or busy.
+const SQLITE_PATH_CODES = new Set(['SQLITE_CANTOPEN', 'SQLITE_READONLY', 'SQLITE_PERM']);
+
+function openSqlite(location: string): Db {
+  if (location !== ':memory:') prepareSqlitePath(location);
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(location);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 10000');
     return new SqliteDb(db, location);
   } catch (err) {
+    db?.close();
+    const code = (err as { code?: unknown }).code;
+    if (code === 'SQLITE_NOTADB') {
+      throw new ConfigError(`--state ${location} is not a SQLite database (${(err as Error).message})`, {
+        cause: err,
+        hint: SQLITE_HINT,
+      });
+    }
+    if (typeof code === 'string' && SQLITE_PATH_CODES.has(code)) {
+      throw new ConfigError(
+        `cannot open the SQLite state store --state ${location}: ${(err as Error).message}`,
+        {
+          cause: err,
+          hint: SQLITE_HINT,
+        },
+      );
+    }
     throw new StateError(`cannot open the SQLite state store ${location}: ${(err as Error).message}`, {
       cause: err,
     });
   }
+}
+
+/** Opens the state store: a postgres:// URL selects PostgreSQL, anything else is a SQLite file path. */
+export async function openDb(location: string = defaultStatePath()): Promise<Db> {
+  if (/^postgres(ql)?:\/\//.test(location)) return openPostgres(location);
+  return openSqlite(location);
 }
 
 /**

@@ -277,4 +277,13 @@ describe('syncctl consume', () => {
     expect(run.stderr).toMatch(/topic "no-such-dlq-topic-x" does not exist/);
     expect(run.stderr).toMatch(/syncctl topics ensure/);
   });
+
+  it("--group '' is a usage error naming --group, not kafkajs's \"Invalid groupId\"", async () => {
+    const h = await createHarness('sqlite');
+    harnesses.push(h);
+    const run = await runOnce(h, ['--group', '']);
+    expect(run.code, run.stderr).toBe(ExitCode.Usage);
+    expect(run.stderr).toMatch(/--group/);
+    expect(run.stderr).not.toMatch(/Invalid groupId/);
+  });
 });

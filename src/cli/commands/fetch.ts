@@ -15,6 +15,7 @@ import {
   TOPIC_SETTINGS,
 } from '../../settings/index.js';
 import { openDb } from '../../state/db.js';
+import { rejectDirectory } from '../../paths.js';
 import type { OutputSpec } from '../../stages/fetch-output.js';
 import { parseTime, parseWindowSpec } from '../../stages/fetch-plan.js';
 import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
@@ -185,6 +186,9 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
     rejectsPath = `syncctl-fetch-${source}-rejects.ndjson`;
   }
   rejectsPath = rejects ?? rejectsPath;
+  // Before any request: the reject file is opened only at the first reject, after work is done.
+  if (output.kind === 'file') rejectDirectory(output.path, '--out');
+  rejectDirectory(rejectsPath, '--rejects');
   const dataOnStdout = output.kind === 'stdout';
   if (dataOnStdout) claimStdout();
 

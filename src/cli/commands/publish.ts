@@ -5,6 +5,7 @@ import { PUBLISH_SETTINGS } from '../../settings/index.js';
 import { publish } from '../../stages/publish.js';
 import { action } from '../context.js';
 import { addSettingOptions } from '../options.js';
+import { rejectDirectory } from '../../paths.js';
 
 export default function register(program: Command): void {
   const command = program
@@ -21,6 +22,8 @@ export default function register(program: Command): void {
         if (topic === undefined) throw new UsageError('--topic is required (or SYNCCTL_TOPIC)');
         const fromStdin = input === '-';
         const rejectsPath = rejects ?? (fromStdin ? 'syncctl-rejects.ndjson' : `${input}.rejects.ndjson`);
+        if (!fromStdin) rejectDirectory(input, '--in');
+        rejectDirectory(rejectsPath, '--rejects');
         const brokers = ctx.brokers();
         const summary = await publish({
           kafka: createKafka({ brokers, logger: ctx.logger }),
