@@ -63,6 +63,40 @@ export class SyncError extends Error {
     this.hint = options.hint;
     this.details = options.details;
   }
+
+  /**
+   * The same failure (class, code, retryability, exit code) told with more context, e.g. where a
+   * run stopped and the command that continues it.
+   */
+  withContext(message: string, hint: string | undefined = this.hint): this {
+    const copy = Object.create(Object.getPrototypeOf(this) as object) as this;
+    Object.defineProperties(copy, Object.getOwnPropertyDescriptors(this));
+    Object.defineProperty(copy, 'message', { value: message, writable: true, configurable: true });
+    Object.defineProperty(copy, 'hint', {
+      value: hint,
+      writable: false,
+      enumerable: true,
+      configurable: true,
+    });
+    return copy;
+  }
+
+  /** How a summary printed with --json shows the error a stage stopped on. */
+  toJSON(): {
+    code: ErrorCode;
+    message: string;
+    hint: string | null;
+    retryable: boolean;
+    exitCode: ExitCode;
+  } {
+    return {
+      code: this.code,
+      message: this.message,
+      hint: this.hint ?? null,
+      retryable: this.retryable,
+      exitCode: this.exitCode,
+    };
+  }
 }
 
 /** Bad flags, unknown commands, invalid option values. */

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ConfigError, ExitCode, UsageError } from '../errors.js';
+import { ConfigError, ExitCode, UsageError, type SyncError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import {
   GLOBAL_SETTINGS,
@@ -64,6 +64,8 @@ export interface CommandResult {
   data: unknown;
   text: string;
   exitCode?: ExitCode;
+  /** The run stopped on this error: the result is printed first, then main.ts reports it and exits with its code. */
+  error?: SyncError;
 }
 
 export function report(ctx: CliContext, result: CommandResult): ExitCode {
@@ -108,5 +110,6 @@ export function action<O>(
     const ctx = contextFrom(command, options);
     const result = await body(ctx, opts, command);
     command.exitCodeResult = report(ctx, result);
+    if (result.error) throw result.error;
   };
 }

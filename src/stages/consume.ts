@@ -4,7 +4,6 @@ import { toKafkaError } from '../connectors/kafka.js';
 import type { AnalyticsSink } from '../connectors/sink.js';
 import { ExitCode, InterruptedError, SyncError, toSyncError, UsageError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { redact } from '../redact.js';
 import type { Entity } from '../records/envelope.js';
 import type { Db } from '../state/db.js';
 import { MergeStore, newOwnerId, type MergeItem } from '../state/merge-store.js';
@@ -122,7 +121,8 @@ export interface ConsumeSummary {
   /** Customers still waiting in the outbox at the end (delivered by the next run). */
   pendingDeliveries: number | null;
   durationMs: number;
-  error: { code: string; message: string; hint?: string; retryable: boolean } | null;
+  /** The error the run stopped on; printed by --json as {code, message, hint, retryable, exitCode}. */
+  error: SyncError | null;
   exitCode: ExitCode;
 }
 
@@ -777,14 +777,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     lagLeft,
     pendingDeliveries,
     durationMs: Date.now() - started,
-    error: error
-      ? {
-          code: error.code,
-          message: redact(error.message),
-          ...(error.hint ? { hint: error.hint } : {}),
-          retryable: error.retryable,
-        }
-      : null,
+    error: error ?? null,
     exitCode,
   };
 }

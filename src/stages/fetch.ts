@@ -78,13 +78,8 @@ export interface FetchProgress {
   windowsTotal: number;
 }
 
-export interface FetchFailure {
-  code: string;
-  message: string;
-  hint: string | null;
-  retryable: boolean;
-  exitCode: number;
-  /** The window that stopped and how far its durable progress reaches (pages counted across resumes). */
+/** Where a run that did not complete stopped: the window, and how far its durable progress reaches (pages counted across resumes). */
+export interface FetchStop {
   window: { since: string | null; until: string | null } | null;
   durablePages: number | null;
 }
@@ -127,7 +122,9 @@ export interface FetchSummary {
   /** The incremental checkpoint: its high-water mark before and after this run (unchanged by backfills). */
   checkpoint: { name: string; before: string | null; after: string | null };
   backfill: BackfillSummary | null;
-  error: FetchFailure | null;
+  /** Why the run did not complete (status failed or interrupted); printed by --json as {code, message, hint, retryable, exitCode}. */
+  error: SyncError | null;
+  stoppedAt: FetchStop | null;
 }
 
 interface WindowProgress {
@@ -380,29 +377,21 @@ class Run {
   }
 }
 
-function failureOf(run: Run): FetchFailure | null {
+function failureOf(run: Run): { error: SyncError; stoppedAt: FetchStop } | null {
   if (run.failure) {
     const { error, progress } = run.failure;
     return {
-      code: error.code,
-      message: error.message,
-      hint: error.hint ?? null,
-      retryable: error.retryable,
-      exitCode: error.exitCode,
-      window: progress ? { since: progress.since, until: progress.until } : null,
-      durablePages: progress ? progress.pages : null,
+      error,
+      stoppedAt: {
+        window: progress ? { since: progress.since, until: progress.until } : null,
+        durablePages: progress ? progress.pages : null,
+      },
     };
   }
   if (run.interrupted) {
-    const error = new InterruptedError('fetch interrupted');
     return {
-      code: error.code,
-      message: error.message,
-      hint: null,
-      retryable: true,
-      exitCode: error.exitCode,
-      window: null,
-      durablePages: null,
+      error: new InterruptedError('fetch interrupted'),
+      stoppedAt: { window: null, durablePages: null },
     };
   }
   return null;
@@ -703,6 +692,7 @@ export async function fetch(options: FetchOptions): Promise<FetchSummary> {
     checkpoint: { name: checkpointName, before, after: before },
     backfill: null,
     error: null,
+    stoppedAt: null,
   };
   if (!plan) {
     base.durationMs = Date.now() - started;
@@ -724,7 +714,7 @@ export async function fetch(options: FetchOptions): Promise<FetchSummary> {
     await output.close().catch(() => {});
   }
   const stats = options.connector.stats();
-  const error = failureOf(run);
+  const failure = failureOf(run);
   return {
     ...base,
     mode: plan.mode,
@@ -743,6 +733,7 @@ export async function fetch(options: FetchOptions): Promise<FetchSummary> {
     durationMs: Date.now() - started,
     checkpoint: { name: checkpointName, before, after: result.after },
     backfill: result.backfill,
-    error,
+    error: failure?.error ?? null,
+    stoppedAt: failure?.stoppedAt ?? null,
   };
 }

@@ -349,7 +349,8 @@ describe('syncctl fetch --source crm', () => {
     expect(first.stderr).toMatch(/rerun `syncctl --json fetch --source crm/);
     const summary = summaryOf(first.stdout);
     expect(summary).toMatchObject({ status: 'failed', pages: 3, records: 150 });
-    expect(summary.error).toMatchObject({ code: 'E_SOURCE_MALFORMED', durablePages: 3 });
+    expect(summary.error).toMatchObject({ code: 'E_SOURCE_MALFORMED' });
+    expect(summary.stoppedAt).toMatchObject({ durablePages: 3 });
     const kept = readNdjson(out);
     expect(idsOf(kept)).toEqual(expectedIds(300).slice(0, 150));
     const run = readCheckpoint<{ run: { pages: number; records: number } }>(

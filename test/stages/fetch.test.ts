@@ -180,7 +180,8 @@ describe('fetch stage', () => {
       },
     });
     expect(broken.status).toBe('failed');
-    expect(broken.error).toMatchObject({ code: 'E_SOURCE_MALFORMED', durablePages: expect.any(Number) });
+    expect(broken.error).toMatchObject({ code: 'E_SOURCE_MALFORMED' });
+    expect(broken.stoppedAt).toMatchObject({ durablePages: expect.any(Number) });
     expect(broken.backfill).toMatchObject({ windows: 4, failed: 1 });
 
     const resumed = await fetch({ ...base, mode: { kind: 'incremental' }, resumeOnly: true });

@@ -1,11 +1,9 @@
 import type { Command } from 'commander';
 import type { Ora } from 'ora';
-import { analyticsConfigFromSettings, createAnalyticsSink } from '../../connectors/analytics-sink.js';
-import { createKafka } from '../../connectors/kafka.js';
-import { redact } from '../../redact.js';
+import { ExitCode } from '../../errors.js';
 import { ANALYTICS_SETTINGS, CONSUME_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
 import { consume, type ConsumeSummary } from '../../stages/consume.js';
-import { openDb, redactUrl } from '../../state/db.js';
+import { openConsume } from '../../stages/wiring.js';
 import { stopOnSignals } from '../signals.js';
 import { startSpinner } from '../spinner.js';
 import { action } from '../context.js';
@@ -55,12 +53,13 @@ Examples:
     )
     .action(
       action(async (ctx, _opts, cmd) => {
-        const brokers = ctx.brokers();
-        const options = ctx.resolve(CONSUME_SETTINGS);
-        const topics = ctx.resolve(TOPIC_SETTINGS);
-        const analytics = analyticsConfigFromSettings(ctx.settings, cmd.opts());
-        const statePath = ctx.statePath();
-
+        const parts = await openConsume({
+          brokers: ctx.brokers(),
+          settings: ctx.settings,
+          flags: cmd.opts(),
+          logger: ctx.logger,
+          statePath: ctx.statePath(),
+        });
         const stop = stopOnSignals((signal) =>
           ctx.logger.warn(
             `${signal}: finishing the batch in flight and delivering what was read, then stopping (again to quit at once)`,
@@ -68,46 +67,23 @@ Examples:
         );
         let spinner: Ora | undefined;
         if (ctx.interactive) spinner = startSpinner('consuming…');
-        const sink = createAnalyticsSink(analytics, ctx.logger);
         let summary: ConsumeSummary;
         try {
-          const db = await openDb(statePath);
-          ctx.logger.debug(`state store: ${redactUrl(db.location)}`);
-          try {
-            summary = await consume({
-              kafka: createKafka({ brokers, logger: ctx.logger }),
-              brokers,
-              db,
-              sink,
-              group: options.group,
-              customerTopic: topics.customerTopic,
-              productTopic: topics.productTopic,
-              deadLetterTopic: topics.dlqTopic,
-              once: options.once,
-              batchSize: options.batchSize,
-              productRefPath: options.productRefPath,
-              idleTimeoutMs: options.idleTimeout * 1000,
-              shutdownTimeoutMs: options.shutdownTimeout * 1000,
-              sessionTimeoutMs: options.sessionTimeout * 1000,
-              maxDeliveryDelayMs: options.maxDeliveryDelay * 1000,
-              signal: stop.signal,
-              logger: ctx.logger,
-            });
-          } finally {
-            await db.close().catch(() => {});
-          }
+          summary = await consume({ ...parts.options, signal: stop.signal });
         } finally {
           spinner?.stop();
           stop.dispose();
-          await sink.close().catch(() => {});
+          await parts.close();
         }
-        if (summary.error) {
-          ctx.logger.error(redact(summary.error.message));
-          if (summary.error.hint) process.stderr.write(`syncctl: hint: ${summary.error.hint}\n`);
-        } else if (summary.deadLettered > 0) {
+        if (!summary.error && summary.deadLettered > 0) {
           ctx.logger.warn(`${summary.deadLettered} record(s) dead-lettered to ${summary.topics.deadLetter}`);
         }
-        return { data: summary, text: describeSummary(summary), exitCode: summary.exitCode };
+        return {
+          data: summary,
+          text: describeSummary(summary),
+          exitCode: summary.deadLettered > 0 ? ExitCode.Partial : ExitCode.Ok,
+          ...(summary.error ? { error: summary.error } : {}),
+        };
       }),
     );
 }

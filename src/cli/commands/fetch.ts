@@ -1,10 +1,6 @@
 import type { Command } from 'commander';
 import type { Ora } from 'ora';
-import { CrmSource, crmConfigFromSettings } from '../../connectors/crm-source.js';
-import { inventoryConfigFromSettings, openInventorySource } from '../../connectors/inventory-source.js';
-import { createKafka } from '../../connectors/kafka.js';
-import type { SourceConnector } from '../../connectors/source.js';
-import { ExitCode, InterruptedError, SyncError, UsageError, type ErrorCode } from '../../errors.js';
+import { ExitCode, UsageError, type SyncError } from '../../errors.js';
 import type { Source } from '../../records/envelope.js';
 import {
   CRM_SETTINGS,
@@ -12,31 +8,16 @@ import {
   INVENTORY_SETTINGS,
   isSecretKey,
   keyOfFlag,
-  TOPIC_SETTINGS,
 } from '../../settings/index.js';
-import { openDb } from '../../state/db.js';
-import { rejectDirectory } from '../../paths.js';
-import type { OutputSpec } from '../../stages/fetch-output.js';
 import { parseTime, parseWindowSpec } from '../../stages/fetch-plan.js';
 import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
-import type { Logger } from '../../log.js';
+import { openFetch, type FetchTarget } from '../../stages/wiring.js';
 import { redact } from '../../redact.js';
 import { contextFrom, type CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 import { stopOnSignals } from '../signals.js';
 import { claimStdout, writeStdout } from '../output.js';
 import { startSpinner } from '../spinner.js';
-
-async function createSourceConnector(
-  source: Source,
-  ctx: CliContext,
-  flags: Record<string, unknown>,
-  logger: Logger,
-): Promise<SourceConnector> {
-  if (source === 'crm') return new CrmSource(crmConfigFromSettings(ctx.settings, flags), { logger });
-  // Loads the WSDL now: a broken or unreachable one fails before any output is opened.
-  return openInventorySource(inventoryConfigFromSettings(ctx.settings, flags), { logger });
-}
 
 const EXAMPLES = `
 Examples:
@@ -91,28 +72,22 @@ function describeSummary(s: FetchSummary): string {
 }
 
 /** The error the CLI exits with when the run did not complete: what went wrong, and where to pick up. */
-function stopError(summary: FetchSummary, rerun: string): SyncError {
-  const failure = summary.error;
-  if (!failure) return new SyncError('E_INTERNAL', 'fetch did not complete', false, ExitCode.Failure);
+function stopError(summary: FetchSummary, failure: SyncError, rerun: string): SyncError {
   const kept =
     summary.records > 0 || summary.pages > 0
       ? `${summary.pages} page(s) with ${summary.records} record(s) before it are written and checkpointed`
       : 'nothing was fetched in this run';
-  const where = failure.window
-    ? ` in window ${failure.window.since ?? '(beginning)'} → ${failure.window.until ?? '(now)'}${failure.durablePages ? ` after page ${failure.durablePages}` : ' at its first page'}`
+  const stop = summary.stoppedAt;
+  const where = stop?.window
+    ? ` in window ${stop.window.since ?? '(beginning)'} → ${stop.window.until ?? '(now)'}${stop.durablePages ? ` after page ${stop.durablePages}` : ' at its first page'}`
     : '';
-  if (summary.status === 'interrupted') {
-    return new InterruptedError(`fetch interrupted${where}; ${kept}`, {
-      hint: `rerun \`${rerun}\` to continue from there`,
-    });
-  }
-  const message = `${failure.message} — stopped${where}; ${kept}`;
-  const hint = failure.retryable
-    ? `${failure.hint ? `${failure.hint}; ` : ''}rerun \`${rerun}\` to continue from there`
-    : (failure.hint ?? undefined);
-  return new SyncError(failure.code as ErrorCode, message, failure.retryable, failure.exitCode as ExitCode, {
-    ...(hint !== undefined ? { hint } : {}),
-  });
+  const again = `rerun \`${rerun}\` to continue from there`;
+  if (summary.status === 'interrupted')
+    return failure.withContext(`fetch interrupted${where}; ${kept}`, again);
+  return failure.withContext(
+    `${failure.message} — stopped${where}; ${kept}`,
+    failure.retryable ? `${failure.hint ? `${failure.hint}; ` : ''}${again}` : failure.hint,
+  );
 }
 
 /** The command to run again, without --restart and with the values of secret flags replaced. */
@@ -170,30 +145,22 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
     mode = { kind: full ? 'full' : 'incremental' };
   }
 
-  let output: OutputSpec;
-  let rejectsPath: string;
-  if (publish) {
-    const topics = ctx.resolve(TOPIC_SETTINGS);
-    const target = topic ?? (source === 'crm' ? topics.customerTopic : topics.productTopic);
-    const brokers = ctx.brokers();
-    output = { kind: 'kafka', kafka: createKafka({ brokers, logger: ctx.logger }), brokers, topic: target };
-    rejectsPath = `syncctl-fetch-${source}-rejects.ndjson`;
-  } else if (out !== undefined && out !== '-') {
-    output = { kind: 'file', path: out };
-    rejectsPath = `${out}.rejects.ndjson`;
-  } else {
-    output = { kind: 'stdout' };
-    rejectsPath = `syncctl-fetch-${source}-rejects.ndjson`;
-  }
-  rejectsPath = rejects ?? rejectsPath;
-  // Before any request: the reject file is opened only at the first reject, after work is done.
-  if (output.kind === 'file') rejectDirectory(output.path, '--out');
-  rejectDirectory(rejectsPath, '--rejects');
-  const dataOnStdout = output.kind === 'stdout';
+  const target: FetchTarget = publish
+    ? { kind: 'kafka', brokers: ctx.brokers(), ...(topic !== undefined ? { topic } : {}) }
+    : out !== undefined && out !== '-'
+      ? { kind: 'file', path: out }
+      : { kind: 'stdout' };
+  const parts = await openFetch({
+    source: source as Source,
+    target,
+    ...(rejects !== undefined ? { rejects } : {}),
+    settings: ctx.settings,
+    flags: opts,
+    logger: ctx.logger,
+    statePath: ctx.statePath(),
+  });
+  const dataOnStdout = target.kind === 'stdout';
   if (dataOnStdout) claimStdout();
-
-  const connector: SourceConnector = await createSourceConnector(source as Source, ctx, opts, ctx.logger);
-  const statePath = ctx.statePath();
   const stop = stopOnSignals((signal) =>
     ctx.logger.warn(`${signal}: finishing the page in flight, then stopping (again to abort at once)`),
   );
@@ -204,32 +171,27 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   }
   let summary: FetchSummary;
   try {
-    const db = await openDb(statePath);
-    try {
-      summary = await fetch({
-        connector,
-        db,
-        output,
-        mode,
-        resumeOnly: resume,
-        restart,
-        rejectsPath,
-        concurrency,
-        signal: stop.signal,
-        logger: ctx.logger,
-        onProgress: (p) => {
-          if (!spinner) return;
-          const windows = p.windowsTotal > 1 ? `, windows ${p.windowsDone}/${p.windowsTotal}` : '';
-          spinner.text = `${source}: ${p.records} record(s) in ${p.pages} page(s)${windows}`;
-        },
-      });
-    } finally {
-      await db.close().catch(() => {});
-    }
+    summary = await fetch({
+      connector: parts.connector,
+      db: parts.db,
+      output: parts.output,
+      mode,
+      resumeOnly: resume,
+      restart,
+      rejectsPath: parts.rejectsPath,
+      concurrency,
+      signal: stop.signal,
+      logger: ctx.logger,
+      onProgress: (p) => {
+        if (!spinner) return;
+        const windows = p.windowsTotal > 1 ? `, windows ${p.windowsDone}/${p.windowsTotal}` : '';
+        spinner.text = `${source}: ${p.records} record(s) in ${p.pages} page(s)${windows}`;
+      },
+    });
   } finally {
     spinner?.stop();
     stop.dispose();
-    await connector.close().catch(() => {});
+    await parts.close();
   }
 
   // Data owns stdout when the NDJSON goes there; the summary (text or JSON) then goes to stderr.
@@ -238,29 +200,15 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
     if (dataOnStdout) process.stderr.write(safe.endsWith('\n') ? safe : `${safe}\n`);
     else writeStdout(safe);
   };
-  const failure =
-    summary.status === 'failed' || summary.status === 'interrupted'
-      ? stopError(summary, rerunCommand(process.argv))
-      : undefined;
+  const failure = summary.error ? stopError(summary, summary.error, rerunCommand(process.argv)) : null;
   // With --json this summary is the one document on stdout: when the run failed, its `error` says
-  // what the stderr lines say (no `{"error": …}` object follows it), redacted the same way.
-  const printed =
-    failure && summary.error
-      ? {
-          ...summary,
-          error: {
-            ...summary.error,
-            message: redact(failure.message),
-            hint: failure.hint === undefined ? null : redact(failure.hint),
-          },
-        }
-      : summary;
-  if (ctx.json) write(JSON.stringify(printed, null, 2));
+  // what the stderr lines say (no `{"error": …}` object follows it).
+  if (ctx.json) write(JSON.stringify({ ...summary, error: failure }, null, 2));
   else if (!ctx.quiet || summary.status !== 'completed') write(describeSummary(summary));
 
   if (failure) throw failure;
   if (summary.rejects > 0) {
-    ctx.logger.warn(`${summary.rejects} record(s) rejected; see ${summary.rejectsFile ?? rejectsPath}`);
+    ctx.logger.warn(`${summary.rejects} record(s) rejected; see ${summary.rejectsFile ?? parts.rejectsPath}`);
     return ExitCode.Partial;
   }
   return ExitCode.Ok;
