@@ -29,7 +29,7 @@ export interface CliContext {
   brokers(): string[];
   /** The state store location (--state, or the default SQLite file). */
   statePath(): string;
-  stdout(text: string): void;
+  stdout(text: string, verbatim?: boolean): void;
   /** Whether progress animation may be shown (a terminal, not CI, not --json/--quiet). */
   interactive: boolean;
 }
@@ -64,13 +64,15 @@ export interface CommandResult {
   data: unknown;
   text: string;
   exitCode?: ExitCode;
+  /** Data the operator asked for, printed as it is: a secret in it is the point (`config get`, `sandbox env`). */
+  verbatim?: boolean;
   /** The run stopped on this error: the result is printed first, then main.ts reports it and exits with its code. */
   error?: SyncError;
 }
 
 export function report(ctx: CliContext, result: CommandResult): ExitCode {
-  if (ctx.json) ctx.stdout(JSON.stringify(result.data, null, 2));
-  else if (!ctx.quiet && result.text !== '') ctx.stdout(result.text);
+  if (ctx.json) ctx.stdout(JSON.stringify(result.data, null, 2), result.verbatim);
+  else if (!ctx.quiet && result.text !== '') ctx.stdout(result.text, result.verbatim);
   return result.exitCode ?? ExitCode.Ok;
 }
 

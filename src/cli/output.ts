@@ -7,9 +7,10 @@ import { redact } from '../redact.js';
 let used = false;
 let json: boolean | undefined;
 
-export function writeStdout(text: string): void {
+/** Results are redacted; `verbatim` is for data the operator asked for (`sandbox env`, `config get`). */
+export function writeStdout(text: string, verbatim = false): void {
   used = true;
-  const safe = redact(text);
+  const safe = verbatim ? text : redact(text);
   process.stdout.write(safe.endsWith('\n') ? safe : `${safe}\n`);
 }
 

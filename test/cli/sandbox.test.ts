@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/sandbox/kafka-broker.js';
+import { SANDBOX_ANALYTICS_TOKEN, SANDBOX_CRM_TOKEN } from '../../src/sandbox/sandbox.js';
 import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'syncctl-sandbox-'));
@@ -47,6 +48,9 @@ describe('syncctl sandbox', () => {
     expect(shellEnv.stdout).toMatch(/export SYNCCTL_CRM_URL='http:\/\/127\.0\.0\.1:\d+/);
     expect(shellEnv.stdout).toMatch(/export SYNCCTL_INVENTORY_WSDL='.*\?wsdl'/);
     expect(shellEnv.stdout).toMatch(/export SYNCCTL_ANALYTICS_URL=/);
+    // The tokens are the point of `sandbox env`: printed as they are, not masked.
+    expect(shellEnv.stdout).toContain(`export SYNCCTL_CRM_TOKEN='${SANDBOX_CRM_TOKEN}'`);
+    expect(shellEnv.stdout).toContain(`export SYNCCTL_ANALYTICS_TOKEN='${SANDBOX_ANALYTICS_TOKEN}'`);
 
     // The broker really serves: topics can be created against the printed address.
     const topics = await runSyncctl(['-b', started.kafka, '--json', 'topics', 'ensure'], { env });

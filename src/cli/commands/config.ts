@@ -49,6 +49,7 @@ export default function register(program: Command): void {
           data: result,
           text: result.value === undefined ? '' : String(result.value),
           exitCode: result.value === undefined ? ExitCode.Failure : ExitCode.Ok,
+          verbatim: true,
         };
       }),
     );

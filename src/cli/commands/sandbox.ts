@@ -80,7 +80,7 @@ export default function register(program: Command): void {
       const text = Object.entries(env)
         .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
         .join('\n');
-      return { data: env, text };
+      return { data: env, text, verbatim: true };
     }, profileOptional),
   );
 
