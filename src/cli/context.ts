@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { loadSettings, pick, type SettingsSource } from '../settings.js';
-import { parseBrokers } from '../connectors/kafka.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, parseBrokers } from '../connectors/kafka.js';
 
 export const DEFAULT_BROKERS = '127.0.0.1:9092';
 
@@ -13,6 +13,7 @@ export interface GlobalFlags {
   verbose?: boolean;
   profile?: string;
   state?: string;
+  connectTimeout?: number;
 }
 
 /** What every command gets: resolved global settings, a logger, and where to print. */
@@ -22,6 +23,8 @@ export interface CliContext {
   logger: Logger;
   settings: SettingsSource;
   brokers(): string[];
+  /** How long connecting to Kafka may take before the broker counts as unreachable (exit 75). */
+  connectTimeoutMs: number;
   stdout(text: string): void;
   /** Whether progress animation may be shown (a terminal, not CI, not --json/--quiet). */
   interactive: boolean;
@@ -35,6 +38,9 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
   const json = pick(settings, 'json', flags.json, false);
   const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
+  const connectTimeoutMs = pick(settings, 'connectTimeout', flags.connectTimeout, DEFAULT_CONNECT_TIMEOUT_MS);
+  if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 1)
+    throw new UsageError(`--connect-timeout must be an integer ≥ 1 (ms), got "${connectTimeoutMs}"`);
   return {
     json,
     quiet,
@@ -45,6 +51,7 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
       if (list.length === 0) throw new UsageError('--brokers is empty');
       return list;
     },
+    connectTimeoutMs,
     stdout: (text) => {
       process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     },

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, toSyncError, type SyncError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
 import { redact } from '../redact.js';
+import { parseIntFlag } from './context.js';
 
 const EXIT_CODE_HELP = `
 Exit codes:
@@ -25,6 +26,11 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'print debug diagnostics on stderr')
     .option('--profile <name>', 'config profile to read settings from')
     .addOption(new Option('--state <path>', 'state store: SQLite file path or postgres:// URL'))
+    .option(
+      '--connect-timeout <ms>',
+      'how long connecting to Kafka may take before it counts as unreachable (default 5000)',
+      parseIntFlag('--connect-timeout', 1),
+    )
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', EXIT_CODE_HELP)
     .exitOverride();

@@ -3,6 +3,7 @@ import {
   logLevel as KafkaLogLevel,
   Partitioners,
   type Admin,
+  type Consumer,
   type KafkaConfig,
   type LogEntry,
   type Producer,
@@ -38,20 +39,116 @@ function logCreator(logger: Logger) {
     };
 }
 
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+
+const UNREACHABLE_HINT =
+  'check --brokers / SYNCCTL_BROKERS (and --connect-timeout), or start a local one with `syncctl sandbox up`';
+
+interface Connectable {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+/** Errors that, while connecting, mean "no usable broker at that address" rather than a refusal. */
+const CONNECT_FAILURES = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSLockTimeout',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSConnectionClosedError',
+]);
+
+/**
+ * Bounds `connect()` of a kafkajs client by the connect timeout. kafkajs's own connectionTimeout
+ * covers only the TCP handshake and retries each attempt, so a listener that accepts but never
+ * answers (a wrong port, a proxy, a half-dead broker) held a command for ~30 s and then surfaced as
+ * "Broker not connected" with no address. Any failure to connect is reported as unreachable.
+ */
+function boundConnect<T extends Connectable>(client: T, brokers: string[], timeoutMs: number): T {
+  const connect = client.connect.bind(client);
+  const disconnect = client.disconnect.bind(client);
+  let abandoned = false;
+  // kafkajs's disconnect waits for the connect lock, which a silent broker holds until kafkajs's own
+  // (much longer) timeouts expire; after a failed connect there is nothing worth waiting for.
+  client.disconnect = () => (abandoned ? Promise.resolve() : disconnect());
+  client.connect = async () => {
+    abandoned = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new BrokerUnreachableError(
+              `cannot reach Kafka at ${brokers.join(',')}: no answer within ${timeoutMs} ms`,
+              { hint: UNREACHABLE_HINT },
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([connect(), deadline]);
+    } catch (err) {
+      // Stop kafkajs's own retries and sockets in the background.
+      abandoned = true;
+      void disconnect().catch(() => {});
+      if (err instanceof SyncError) throw err;
+      const root = rootCause(err) as Error | undefined;
+      const names = [(err as Error | undefined)?.name, root?.name];
+      const message = root?.message ?? String(err);
+      if (names.some((n) => n !== undefined && CONNECT_FAILURES.has(n)) || /not connected/i.test(message)) {
+        throw new BrokerUnreachableError(`cannot reach Kafka at ${brokers.join(',')}: ${message}`, {
+          cause: err,
+          hint: UNREACHABLE_HINT,
+        });
+      }
+      throw toKafkaError(err, brokers, 'connecting');
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return client;
+}
+
+/** A Kafka client whose admin, producer and consumer connect within the connect timeout or fail as unreachable. */
+class BoundedKafka extends Kafka {
+  constructor(
+    config: KafkaConfig,
+    private readonly brokerList: string[],
+    private readonly connectTimeoutMs: number,
+  ) {
+    super(config);
+  }
+
+  override admin(...args: Parameters<Kafka['admin']>): Admin {
+    return boundConnect(super.admin(...args), this.brokerList, this.connectTimeoutMs);
+  }
+
+  override producer(...args: Parameters<Kafka['producer']>): Producer {
+    return boundConnect(super.producer(...args), this.brokerList, this.connectTimeoutMs);
+  }
+
+  override consumer(...args: Parameters<Kafka['consumer']>): Consumer {
+    return boundConnect(super.consumer(...args), this.brokerList, this.connectTimeoutMs);
+  }
+}
+
 export function createKafka(options: KafkaOptions): Kafka {
   const logger = options.logger ?? silentLogger;
-  const connectTimeout = options.connectTimeoutMs ?? 5_000;
+  const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const config: KafkaConfig = {
     clientId: options.clientId ?? 'syncctl',
     brokers: options.brokers,
     connectionTimeout: connectTimeout,
+    authenticationTimeout: connectTimeout,
     requestTimeout: 30_000,
     logLevel: logger.level === 'verbose' ? KafkaLogLevel.INFO : KafkaLogLevel.ERROR,
     logCreator: logCreator(logger),
     // Bounded: an unreachable broker must fail in seconds, not minutes.
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
   };
-  return new Kafka(config);
+  return new BoundedKafka(config, options.brokers, connectTimeout);
 }
 
 export function createProducer(kafka: Kafka, options: { idempotent?: boolean } = {}): Producer {
@@ -98,7 +195,7 @@ export function toKafkaError(err: unknown, brokers: string[], action: string): S
       `cannot reach Kafka at ${brokers.join(',')} while ${action}: ${message}`,
       {
         cause: err,
-        hint: 'check --brokers / SYNCCTL_BROKERS, or start a local one with `syncctl sandbox up`',
+        hint: UNREACHABLE_HINT,
       },
     );
   }

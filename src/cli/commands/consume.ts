@@ -152,7 +152,7 @@ Examples:
           ctx.logger.debug(`state store: ${redactUrl(db.location)}`);
           try {
             summary = await consume({
-              kafka: createKafka({ brokers, logger: ctx.logger }),
+              kafka: createKafka({ brokers, logger: ctx.logger, connectTimeoutMs: ctx.connectTimeoutMs }),
               brokers,
               db,
               sink,

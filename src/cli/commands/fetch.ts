@@ -222,7 +222,12 @@ async function runFetch(ctx: CliContext, opts: FetchFlags, command: Command): Pr
   if (publish) {
     const topic = pick(settings, 'topic', opts.topic, TOPIC_OF[source]);
     const brokers = ctx.brokers();
-    output = { kind: 'kafka', kafka: createKafka({ brokers, logger: ctx.logger }), brokers, topic };
+    output = {
+      kind: 'kafka',
+      kafka: createKafka({ brokers, logger: ctx.logger, connectTimeoutMs: ctx.connectTimeoutMs }),
+      brokers,
+      topic,
+    };
     rejectsPath = `syncctl-fetch-${source}-rejects.ndjson`;
   } else if (out !== undefined && out !== '-') {
     output = { kind: 'file', path: out };

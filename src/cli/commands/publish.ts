@@ -50,7 +50,7 @@ export default function register(program: Command): void {
         const batchSize = pick(settings, 'batchSize', opts.batchSize, MAX_REQUEST_RECORDS);
         const brokers = ctx.brokers();
         const summary = await publish({
-          kafka: createKafka({ brokers, logger: ctx.logger }),
+          kafka: createKafka({ brokers, logger: ctx.logger, connectTimeoutMs: ctx.connectTimeoutMs }),
           brokers,
           topic,
           input: fromStdin ? process.stdin : input,

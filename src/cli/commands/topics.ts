@@ -73,7 +73,7 @@ export default function register(program: Command): void {
         const dlqPartitions = pick(ctx.settings, 'dlqPartitions', opts.dlqPartitions, 1);
         const replicationFactor = pick(ctx.settings, 'replicationFactor', opts.replicationFactor, 1);
         const configs = parseConfigs(opts.config);
-        const kafka = createKafka({ brokers, logger: ctx.logger });
+        const kafka = createKafka({ brokers, logger: ctx.logger, connectTimeoutMs: ctx.connectTimeoutMs });
         const result = await ensureTopics({
           kafka,
           brokers,
@@ -139,7 +139,7 @@ export default function register(program: Command): void {
                 pick(ctx.settings, 'dlqTopic', undefined, DEFAULT_TOPICS.deadLetter),
               ];
         const topics = await describeTopics({
-          kafka: createKafka({ brokers, logger: ctx.logger }),
+          kafka: createKafka({ brokers, logger: ctx.logger, connectTimeoutMs: ctx.connectTimeoutMs }),
           brokers,
           topics: names,
         });
