@@ -6,6 +6,7 @@ import {
   type Consumer,
   type KafkaConfig,
   type LogEntry,
+  type Message,
   type Producer,
 } from 'kafkajs';
 import { BrokerUnreachableError, KafkaError, SyncError } from '../errors.js';
@@ -240,4 +241,79 @@ export async function waitForTopicLeaders(admin: Admin, topics: string[], timeou
       throw new KafkaError(`topics ${topics.join(', ')} have no leader after ${timeoutMs} ms`, true);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** What the broker allows when neither the topic nor the broker config can be read. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576;
+/** A record batch's own header (v2 format), counted against max.message.bytes with its records. */
+export const BATCH_OVERHEAD_BYTES = 61;
+
+export interface MessageSizeLimit {
+  bytes: number;
+  /** Where the limit came from, for messages: the topic's max.message.bytes, the broker's, or a guess. */
+  from: 'topic' | 'broker' | 'default';
+}
+
+function readLimit(value: string | undefined): number | undefined {
+  const n = Number(value);
+  return value !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * The largest record batch the topic accepts: its max.message.bytes (which already reflects the
+ * broker's message.max.bytes when the topic has no override), else the broker's, else 1 MiB.
+ * A record over it fails the whole producer request, so callers reject it up front instead.
+ */
+export async function lookupMaxMessageBytes(
+  admin: Admin,
+  topic: string,
+  logger: Logger = silentLogger,
+): Promise<MessageSizeLimit> {
+  try {
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['max.message.bytes'] }],
+    });
+    const entry = described.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes');
+    const bytes = readLimit(entry?.configValue);
+    if (bytes !== undefined) return { bytes, from: 'topic' };
+  } catch (err) {
+    logger.debug(`cannot read max.message.bytes of ${topic}: ${(err as Error).message}`);
+  }
+  try {
+    const cluster = await admin.describeCluster();
+    const nodeId = cluster.brokers[0]?.nodeId;
+    if (nodeId !== undefined) {
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: 4 /* BROKER */, name: String(nodeId), configNames: ['message.max.bytes'] }],
+      });
+      const entry = described.resources[0]?.configEntries.find((e) => e.configName === 'message.max.bytes');
+      const bytes = readLimit(entry?.configValue);
+      if (bytes !== undefined) return { bytes, from: 'broker' };
+    }
+  } catch (err) {
+    logger.debug(`cannot read the broker's message.max.bytes: ${(err as Error).message}`);
+  }
+  logger.debug(`assuming max.message.bytes=${DEFAULT_MAX_MESSAGE_BYTES} for ${topic}`);
+  return { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
+}
+
+function byteLength(value: Buffer | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+/**
+ * An upper bound on what one message takes in a v2 record batch: key, value, headers, and the
+ * varint lengths and deltas around them. Batches are uncompressed, so this is what the broker counts.
+ */
+export function recordBytes(message: Pick<Message, 'key' | 'value' | 'headers'>): number {
+  let size = 40 + byteLength(message.key) + byteLength(message.value);
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value])
+      size += 10 + Buffer.byteLength(name) + byteLength(v);
+  }
+  return size;
 }

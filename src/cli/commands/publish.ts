@@ -57,6 +57,7 @@ export default function register(program: Command): void {
           rejectsPath,
           dryRun: pick(settings, 'dryRun', opts.dryRun, false),
           batchSize,
+          logger: ctx.logger,
         });
         if (summary.rejects > 0) {
           ctx.logger.warn(`${summary.rejects} line(s) rejected; see ${summary.rejectsFile}`);
