@@ -10,7 +10,7 @@ import {
   type SettingValues,
   type SettingsSource,
 } from '../settings/index.js';
-import { parseBrokers } from '../connectors/kafka.js';
+import { parseBrokers, type KafkaOptions } from '../connectors/kafka.js';
 import { defaultStatePath } from '../state/db.js';
 import { setJsonOutput, writeStdout } from './output.js';
 
@@ -27,6 +27,8 @@ export interface CliContext {
   /** The resolved values of a group of settings: the command's flags > SYNCCTL_* > profile > defaults. */
   resolve<G extends SettingGroup>(group: G): SettingValues<G>;
   brokers(): string[];
+  /** How to reach Kafka: the brokers, the logger and the connect timeout. */
+  kafkaOptions(): KafkaOptions;
   /** The state store location (--state, or the default SQLite file). */
   statePath(): string;
   stdout(text: string, verbatim?: boolean): void;
@@ -42,17 +44,19 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
   setJsonOutput(json);
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
   const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
+  const brokers = () => {
+    const list = parseBrokers(globals.brokers);
+    if (list.length === 0) throw new UsageError('--brokers is empty');
+    return list;
+  };
   return {
     json,
     quiet,
     logger,
     settings,
     resolve: (group) => resolveSettings(group, settings, command.opts()),
-    brokers: () => {
-      const list = parseBrokers(globals.brokers);
-      if (list.length === 0) throw new UsageError('--brokers is empty');
-      return list;
-    },
+    brokers,
+    kafkaOptions: () => ({ brokers: brokers(), logger, connectTimeoutMs: globals.connectTimeout }),
     statePath: () => globals.state ?? defaultStatePath(),
     stdout: writeStdout,
     interactive: Boolean(process.stderr.isTTY) && !process.env.CI && !json && !quiet,

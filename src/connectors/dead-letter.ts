@@ -1,6 +1,15 @@
 import type { IHeaders, Kafka, Message, Producer } from 'kafkajs';
 import { redact } from '../redact.js';
-import { createProducer, toKafkaError } from './kafka.js';
+import {
+  BATCH_OVERHEAD_BYTES,
+  createProducer,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  lookupMaxMessageBytes,
+  recordBytes,
+  toKafkaError,
+  type MessageSizeLimit,
+} from './kafka.js';
+import { silentLogger, type Logger } from '../log.js';
 
 /**
  * The dead-letter topic. Every record that cannot be delivered goes here with headers saying where
@@ -23,6 +32,12 @@ export const DLQ_HEADER = {
   deadLetteredAt: 'syncctl-dlq-dead-lettered-at',
   recordKey: 'syncctl-dlq-record-key',
   customerId: 'syncctl-dlq-customer-id',
+  /** "true" when the value is not the original: cut short (or empty) to fit the dead-letter topic. */
+  valueTruncated: 'syncctl-dlq-value-truncated',
+  /** The original value's size in bytes, set whenever the value was truncated. */
+  originalValueBytes: 'syncctl-dlq-original-value-bytes',
+  /** "true" when the original message's own headers and key were left out to fit the topic. */
+  originalHeadersDropped: 'syncctl-dlq-original-headers-dropped',
 } as const;
 
 /**
@@ -87,18 +102,83 @@ export function deadLetterHeaders(
   return headers;
 }
 
+function valueBytes(value: Buffer | string | null): number {
+  if (value === null) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+/** The first `max` bytes of a value (a string is cut at a character boundary). */
+function truncateValue(value: Buffer | string, max: number): Buffer {
+  const bytes = typeof value === 'string' ? Buffer.from(value) : value;
+  if (typeof value !== 'string') return Buffer.from(bytes.subarray(0, max));
+  let end = max;
+  // Back off continuation bytes so a cut never splits a UTF-8 character.
+  while (end > 0 && end < bytes.length && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+  return Buffer.from(bytes.subarray(0, end));
+}
+
+/**
+ * Makes a dead-letter message fit the dead-letter topic. A record that cannot be dead-lettered would
+ * block its partition forever (the consumer may not commit past what it did not keep), so when the
+ * original does not fit whole, the letter keeps its provenance headers and as much of the value as
+ * fits, and says so in headers; as a last resort the original key and headers go too.
+ */
+export function fitDeadLetter(message: Message, limit: MessageSizeLimit): Message {
+  const budget = limit.bytes - BATCH_OVERHEAD_BYTES;
+  if (recordBytes(message) <= budget) return message;
+  const value = message.value ?? null;
+  const original = valueBytes(value);
+  const marked: Message = {
+    ...message,
+    value: null,
+    headers: {
+      ...message.headers,
+      [DLQ_HEADER.valueTruncated]: 'true',
+      [DLQ_HEADER.originalValueBytes]: String(original),
+    },
+  };
+  const room = budget - recordBytes(marked);
+  if (room >= 0) {
+    if (room > 0 && value !== null) marked.value = truncateValue(value, room);
+    return marked;
+  }
+  const dlqHeaders = Object.fromEntries(
+    Object.entries(marked.headers ?? {}).filter(([name]) => name.startsWith('syncctl-dlq-')),
+  );
+  const sourceKey = dlqHeaders[DLQ_HEADER.sourceKey];
+  if (typeof sourceKey === 'string' && sourceKey.length > 1_024)
+    dlqHeaders[DLQ_HEADER.sourceKey] = `${sourceKey.slice(0, 1_024)}…`;
+  return {
+    key: null,
+    value: null,
+    headers: { ...dlqHeaders, [DLQ_HEADER.originalHeadersDropped]: 'true' },
+  };
+}
+
 /** Publishes dead letters with the idempotent producer and acks=all; `send` resolves only once they are durable. */
 export class DeadLetterProducer {
   private producer: Producer | undefined;
+  /** The dead-letter topic's record-batch limit, looked up by connect(). */
+  limit: MessageSizeLimit = { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
 
   constructor(
     private readonly kafka: Kafka,
     private readonly brokers: string[],
     readonly topic: string,
     private readonly group: string,
+    private readonly logger: Logger = silentLogger,
   ) {}
 
   async connect(): Promise<void> {
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      this.limit = await lookupMaxMessageBytes(admin, this.topic, this.logger);
+    } catch (err) {
+      throw toKafkaError(err, this.brokers, `looking up the dead-letter topic ${this.topic}`);
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
     this.producer = createProducer(this.kafka);
     try {
       await this.producer.connect();
@@ -119,10 +199,34 @@ export class DeadLetterProducer {
         if (text !== undefined && !name.startsWith('syncctl-dlq-')) headers[name] = text;
       }
       Object.assign(headers, deadLetterHeaders(letter, this.group, now));
-      return { key: letter.key, value: letter.value, headers };
+      const fitted = fitDeadLetter({ key: letter.key, value: letter.value, headers }, this.limit);
+      if (fitted.headers?.[DLQ_HEADER.valueTruncated] === 'true') {
+        this.logger.warn(
+          `a ${valueBytes(letter.value)}-byte message from ${letter.source.topic}[${letter.source.partition ?? '?'}] at offset ${letter.source.offset ?? '?'} is over the ${this.limit.bytes}-byte limit of ${this.topic}: dead-lettered with its value truncated (header ${DLQ_HEADER.valueTruncated})`,
+        );
+      }
+      return fitted;
     });
+    // One request per group of letters under the topic's limit: the broker refuses an oversized batch whole.
+    const budget = this.limit.bytes - BATCH_OVERHEAD_BYTES;
+    let request: Message[] = [];
+    let requestBytes = 0;
+    for (const message of messages) {
+      const size = recordBytes(message);
+      if (request.length > 0 && requestBytes + size > budget) {
+        await this.sendRequest(request);
+        request = [];
+        requestBytes = 0;
+      }
+      request.push(message);
+      requestBytes += size;
+    }
+    if (request.length > 0) await this.sendRequest(request);
+  }
+
+  private async sendRequest(messages: Message[]): Promise<void> {
     try {
-      await this.producer.send({ topic: this.topic, messages, acks: -1, timeout: 30_000 });
+      await this.producer!.send({ topic: this.topic, messages, acks: -1, timeout: 30_000 });
     } catch (err) {
       throw toKafkaError(err, this.brokers, `dead-lettering to ${this.topic}`);
     }

@@ -1,9 +1,18 @@
 import { Partitioners, type Kafka, type Message, type Producer } from 'kafkajs';
 import { messageKeyOf, type Envelope } from '../records/envelope.js';
-import { createProducer, toKafkaError } from './kafka.js';
+import {
+  BATCH_OVERHEAD_BYTES,
+  createProducer,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  lookupMaxMessageBytes,
+  recordBytes,
+  toKafkaError,
+  type MessageSizeLimit,
+} from './kafka.js';
 import { UsageError } from '../errors.js';
+import { silentLogger, type Logger } from '../log.js';
 
-/** Under the broker's default 1 MB message.max.bytes per request, with room for headers. */
+/** Under the broker's default 1 MB message.max.bytes per request, with room for headers; lowered to fit a smaller topic limit. */
 export const MAX_REQUEST_RECORDS = 2_000;
 export const MAX_REQUEST_BYTES = 900_000;
 
@@ -25,6 +34,36 @@ export function envelopeHeaders(envelope: Envelope): Record<string, string> {
   };
 }
 
+/** The Kafka message an envelope becomes. */
+export function envelopeMessage(envelope: Envelope, value: string = JSON.stringify(envelope)): Message {
+  return { key: messageKeyOf(envelope), value, headers: envelopeHeaders(envelope) };
+}
+
+function limitSource(limit: MessageSizeLimit, topic: string): string {
+  switch (limit.from) {
+    case 'topic':
+      return `max.message.bytes of topic ${topic}`;
+    case 'broker':
+      return `the broker's message.max.bytes`;
+    case 'default':
+      return `the assumed default (max.message.bytes of ${topic} could not be read)`;
+  }
+}
+
+/**
+ * Why a message cannot go to the topic in one piece, or undefined when it fits. Kafka refuses a
+ * batch over the limit as a whole, so an oversized record must be set aside before it is sent.
+ */
+export function sizeProblem(message: Message, limit: MessageSizeLimit, topic: string): string | undefined {
+  const size = recordBytes(message);
+  if (size + BATCH_OVERHEAD_BYTES <= limit.bytes) return undefined;
+  return tooLargeReason(size, limit, topic);
+}
+
+export function tooLargeReason(size: number, limit: MessageSizeLimit, topic: string): string {
+  return `record too large: ${size} bytes, over the ${limit.bytes}-byte limit (${limitSource(limit, topic)})`;
+}
+
 /**
  * Publishes envelopes to one topic with the idempotent producer and acks=all. Partitions are assigned
  * here with kafkajs's Java-compatible partitioner so the caller learns exactly where each record went.
@@ -33,11 +72,14 @@ export class KafkaPublisher {
   private producer: Producer | undefined;
   private partitionCount = 0;
   private readonly partitioner = Partitioners.DefaultPartitioner();
+  /** The topic's record-batch size limit, looked up by connect(). */
+  limit: MessageSizeLimit = { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
 
   constructor(
     private readonly kafka: Kafka,
     private readonly brokers: string[],
     readonly topic: string,
+    private readonly logger: Logger = silentLogger,
   ) {}
 
   async connect(): Promise<void> {
@@ -46,6 +88,7 @@ export class KafkaPublisher {
       await admin.connect();
       const metadata = await admin.fetchTopicMetadata({ topics: [this.topic] });
       this.partitionCount = metadata.topics[0]?.partitions.length ?? 0;
+      if (this.partitionCount > 0) this.limit = await lookupMaxMessageBytes(admin, this.topic, this.logger);
     } catch (err) {
       const name = (err as Error).name;
       const message = (err as Error).message ?? '';
@@ -86,36 +129,44 @@ export class KafkaPublisher {
     });
   }
 
+  /** Why this envelope cannot be published to the topic (too large), or undefined when it can. */
+  sizeProblem(envelope: Envelope, value?: string): string | undefined {
+    return sizeProblem(envelopeMessage(envelope, value), this.limit, this.topic);
+  }
+
   /**
    * Resolves only once every record is acknowledged by all in-sync replicas. Records go out in
-   * producer requests of at most MAX_REQUEST_RECORDS / MAX_REQUEST_BYTES, one request at a time so
-   * the idempotent producer's per-partition sequence numbers stay in order. `values` may carry each
-   * envelope's already-serialised JSON (e.g. the validated input line) to save serialising it again.
+   * producer requests of at most MAX_REQUEST_RECORDS and MAX_REQUEST_BYTES (less when the topic's
+   * limit is smaller: kafkajs sends a request's records for a partition as one batch, and the broker
+   * refuses a batch over max.message.bytes), one request at a time so the idempotent producer's
+   * per-partition sequence numbers stay in order. `values` may carry each envelope's
+   * already-serialised JSON (e.g. the validated input line) to save serialising it again. Callers
+   * set aside records that fail sizeProblem() first; one that slips through fails the request.
    */
   async publish(envelopes: Envelope[], values?: string[]): Promise<PublishBatchResult> {
     if (!this.producer) throw new Error('publisher not connected');
+    const maxRequestBytes = Math.min(MAX_REQUEST_BYTES, this.limit.bytes - BATCH_OVERHEAD_BYTES);
     const partitions: Record<number, number> = {};
     let bytes = 0;
     let request: Message[] = [];
     let requestBytes = 0;
     for (let i = 0; i < envelopes.length; i++) {
       const envelope = envelopes[i] as Envelope;
-      const key = messageKeyOf(envelope);
-      const value = values?.[i] ?? JSON.stringify(envelope);
-      const size = Buffer.byteLength(value);
+      const message = envelopeMessage(envelope, values?.[i]);
+      const size = recordBytes(message);
       if (
         request.length >= MAX_REQUEST_RECORDS ||
-        (request.length > 0 && requestBytes + size > MAX_REQUEST_BYTES)
+        (request.length > 0 && requestBytes + size > maxRequestBytes)
       ) {
         await this.send(request);
         request = [];
         requestBytes = 0;
       }
-      const partition = this.partitionFor(key);
+      const partition = this.partitionFor(message.key as string);
       partitions[partition] = (partitions[partition] ?? 0) + 1;
-      request.push({ key, value, partition, headers: envelopeHeaders(envelope) });
+      request.push({ ...message, partition });
       requestBytes += size;
-      bytes += size;
+      bytes += Buffer.byteLength(message.value as string);
     }
     if (request.length > 0) await this.send(request);
     return { records: envelopes.length, bytes, partitions };

@@ -3,12 +3,16 @@ import {
   logLevel as KafkaLogLevel,
   Partitioners,
   type Admin,
+  type Consumer,
   type KafkaConfig,
   type LogEntry,
+  type Message,
   type Producer,
 } from 'kafkajs';
 import { BrokerUnreachableError, KafkaError, SyncError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+
+import { GLOBAL_SETTINGS } from '../settings/index.js';
 
 export interface KafkaOptions {
   brokers: string[];
@@ -38,20 +42,116 @@ function logCreator(logger: Logger) {
     };
 }
 
+export const DEFAULT_CONNECT_TIMEOUT_MS = GLOBAL_SETTINGS.connectTimeout.default;
+
+const UNREACHABLE_HINT =
+  'check --brokers / SYNCCTL_BROKERS (and --connect-timeout), or start a local one with `syncctl sandbox up`';
+
+interface Connectable {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+/** Errors that, while connecting, mean "no usable broker at that address" rather than a refusal. */
+const CONNECT_FAILURES = new Set([
+  'KafkaJSConnectionError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSLockTimeout',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSConnectionClosedError',
+]);
+
+/**
+ * Bounds `connect()` of a kafkajs client by the connect timeout. kafkajs's own connectionTimeout
+ * covers only the TCP handshake and retries each attempt, so a listener that accepts but never
+ * answers (a wrong port, a proxy, a half-dead broker) held a command for ~30 s and then surfaced as
+ * "Broker not connected" with no address. Any failure to connect is reported as unreachable.
+ */
+function boundConnect<T extends Connectable>(client: T, brokers: string[], timeoutMs: number): T {
+  const connect = client.connect.bind(client);
+  const disconnect = client.disconnect.bind(client);
+  let abandoned = false;
+  // kafkajs's disconnect waits for the connect lock, which a silent broker holds until kafkajs's own
+  // (much longer) timeouts expire; after a failed connect there is nothing worth waiting for.
+  client.disconnect = () => (abandoned ? Promise.resolve() : disconnect());
+  client.connect = async () => {
+    abandoned = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new BrokerUnreachableError(
+              `cannot reach Kafka at ${brokers.join(',')}: no answer within ${timeoutMs} ms`,
+              { hint: UNREACHABLE_HINT },
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([connect(), deadline]);
+    } catch (err) {
+      // Stop kafkajs's own retries and sockets in the background.
+      abandoned = true;
+      void disconnect().catch(() => {});
+      if (err instanceof SyncError) throw err;
+      const root = rootCause(err) as Error | undefined;
+      const names = [(err as Error | undefined)?.name, root?.name];
+      const message = root?.message ?? String(err);
+      if (names.some((n) => n !== undefined && CONNECT_FAILURES.has(n)) || /not connected/i.test(message)) {
+        throw new BrokerUnreachableError(`cannot reach Kafka at ${brokers.join(',')}: ${message}`, {
+          cause: err,
+          hint: UNREACHABLE_HINT,
+        });
+      }
+      throw toKafkaError(err, brokers, 'connecting');
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return client;
+}
+
+/** A Kafka client whose admin, producer and consumer connect within the connect timeout or fail as unreachable. */
+class BoundedKafka extends Kafka {
+  constructor(
+    config: KafkaConfig,
+    private readonly brokerList: string[],
+    private readonly connectTimeoutMs: number,
+  ) {
+    super(config);
+  }
+
+  override admin(...args: Parameters<Kafka['admin']>): Admin {
+    return boundConnect(super.admin(...args), this.brokerList, this.connectTimeoutMs);
+  }
+
+  override producer(...args: Parameters<Kafka['producer']>): Producer {
+    return boundConnect(super.producer(...args), this.brokerList, this.connectTimeoutMs);
+  }
+
+  override consumer(...args: Parameters<Kafka['consumer']>): Consumer {
+    return boundConnect(super.consumer(...args), this.brokerList, this.connectTimeoutMs);
+  }
+}
+
 export function createKafka(options: KafkaOptions): Kafka {
   const logger = options.logger ?? silentLogger;
-  const connectTimeout = options.connectTimeoutMs ?? 5_000;
+  const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const config: KafkaConfig = {
     clientId: options.clientId ?? 'syncctl',
     brokers: options.brokers,
     connectionTimeout: connectTimeout,
+    authenticationTimeout: connectTimeout,
     requestTimeout: 30_000,
     logLevel: logger.level === 'verbose' ? KafkaLogLevel.INFO : KafkaLogLevel.ERROR,
     logCreator: logCreator(logger),
     // Bounded: an unreachable broker must fail in seconds, not minutes.
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
   };
-  return new Kafka(config);
+  return new BoundedKafka(config, options.brokers, connectTimeout);
 }
 
 export function createProducer(kafka: Kafka, options: { idempotent?: boolean } = {}): Producer {
@@ -98,7 +198,7 @@ export function toKafkaError(err: unknown, brokers: string[], action: string): S
       `cannot reach Kafka at ${brokers.join(',')} while ${action}: ${message}`,
       {
         cause: err,
-        hint: 'check --brokers / SYNCCTL_BROKERS, or start a local one with `syncctl sandbox up`',
+        hint: UNREACHABLE_HINT,
       },
     );
   }
@@ -143,4 +243,79 @@ export async function waitForTopicLeaders(admin: Admin, topics: string[], timeou
       throw new KafkaError(`topics ${topics.join(', ')} have no leader after ${timeoutMs} ms`, true);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** What the broker allows when neither the topic nor the broker config can be read. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1_048_576;
+/** A record batch's own header (v2 format), counted against max.message.bytes with its records. */
+export const BATCH_OVERHEAD_BYTES = 61;
+
+export interface MessageSizeLimit {
+  bytes: number;
+  /** Where the limit came from, for messages: the topic's max.message.bytes, the broker's, or a guess. */
+  from: 'topic' | 'broker' | 'default';
+}
+
+function readLimit(value: string | undefined): number | undefined {
+  const n = Number(value);
+  return value !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/**
+ * The largest record batch the topic accepts: its max.message.bytes (which already reflects the
+ * broker's message.max.bytes when the topic has no override), else the broker's, else 1 MiB.
+ * A record over it fails the whole producer request, so callers reject it up front instead.
+ */
+export async function lookupMaxMessageBytes(
+  admin: Admin,
+  topic: string,
+  logger: Logger = silentLogger,
+): Promise<MessageSizeLimit> {
+  try {
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: 2 /* TOPIC */, name: topic, configNames: ['max.message.bytes'] }],
+    });
+    const entry = described.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes');
+    const bytes = readLimit(entry?.configValue);
+    if (bytes !== undefined) return { bytes, from: 'topic' };
+  } catch (err) {
+    logger.debug(`cannot read max.message.bytes of ${topic}: ${(err as Error).message}`);
+  }
+  try {
+    const cluster = await admin.describeCluster();
+    const nodeId = cluster.brokers[0]?.nodeId;
+    if (nodeId !== undefined) {
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: 4 /* BROKER */, name: String(nodeId), configNames: ['message.max.bytes'] }],
+      });
+      const entry = described.resources[0]?.configEntries.find((e) => e.configName === 'message.max.bytes');
+      const bytes = readLimit(entry?.configValue);
+      if (bytes !== undefined) return { bytes, from: 'broker' };
+    }
+  } catch (err) {
+    logger.debug(`cannot read the broker's message.max.bytes: ${(err as Error).message}`);
+  }
+  logger.debug(`assuming max.message.bytes=${DEFAULT_MAX_MESSAGE_BYTES} for ${topic}`);
+  return { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
+}
+
+function byteLength(value: Buffer | string | null | undefined): number {
+  if (value === null || value === undefined) return 0;
+  return typeof value === 'string' ? Buffer.byteLength(value) : value.length;
+}
+
+/**
+ * An upper bound on what one message takes in a v2 record batch: key, value, headers, and the
+ * varint lengths and deltas around them. Batches are uncompressed, so this is what the broker counts.
+ */
+export function recordBytes(message: Pick<Message, 'key' | 'value' | 'headers'>): number {
+  let size = 40 + byteLength(message.key) + byteLength(message.value);
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value])
+      size += 10 + Buffer.byteLength(name) + byteLength(v);
+  }
+  return size;
 }

@@ -10,6 +10,13 @@ export const GLOBAL_SETTINGS = defineSettings({
     nonEmpty: true,
     description: 'Kafka bootstrap brokers, comma-separated',
   },
+  connectTimeout: {
+    type: 'integer',
+    arg: '<ms>',
+    min: 1,
+    default: 5_000,
+    description: 'how long connecting to Kafka may take before the broker counts as unreachable (exit 75)',
+  },
   json: { type: 'boolean', default: false, description: 'print results as JSON on stdout' },
   quiet: { type: 'boolean', short: '-q', default: false, description: 'print only errors' },
   verbose: { type: 'boolean', short: '-v', default: false, description: 'print debug diagnostics on stderr' },

@@ -258,7 +258,13 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
   };
   const onAbort = () => requestStop('signal');
 
-  const deadLetters = new DeadLetterProducer(options.kafka, options.brokers, topics.deadLetter, group);
+  const deadLetters = new DeadLetterProducer(
+    options.kafka,
+    options.brokers,
+    topics.deadLetter,
+    group,
+    logger,
+  );
   let consumer: Consumer | undefined;
   const timers: NodeJS.Timeout[] = [];
   try {

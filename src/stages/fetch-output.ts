@@ -22,6 +22,11 @@ export interface FetchOutput {
   readonly kind: 'stdout' | 'file' | 'kafka';
   readonly target: string;
   write(envelopes: Envelope[]): Promise<OutputMark | undefined>;
+  /**
+   * Why this output cannot take an envelope (a Kafka topic's size limit), or undefined when it can.
+   * The caller sends such envelopes to the reject file instead of writing them.
+   */
+  refuse?(envelope: Envelope): string | undefined;
   close(): Promise<void>;
 }
 
@@ -145,6 +150,8 @@ class FileOutput implements FetchOutput {
 class KafkaOutput implements FetchOutput {
   readonly kind = 'kafka' as const;
   private readonly serial = new Serial();
+  /** Each envelope's JSON from refuse(), so write() does not serialise it again. */
+  private readonly values = new WeakMap<Envelope, string>();
 
   constructor(private readonly publisher: KafkaPublisher) {}
 
@@ -156,9 +163,17 @@ class KafkaOutput implements FetchOutput {
   write(envelopes: Envelope[]): Promise<undefined> {
     // One page at a time: the idempotent producer keeps its per-partition sequence numbers in order.
     return this.serial.run(async () => {
-      await this.publisher.publish(envelopes);
+      const values = envelopes.map((e) => this.values.get(e) ?? JSON.stringify(e));
+      await this.publisher.publish(envelopes, values);
       return undefined;
     });
+  }
+
+  refuse(envelope: Envelope): string | undefined {
+    const value = JSON.stringify(envelope);
+    const problem = this.publisher.sizeProblem(envelope, value);
+    if (problem === undefined) this.values.set(envelope, value);
+    return problem;
   }
 
   async close(): Promise<void> {
@@ -177,7 +192,7 @@ export async function openOutput(
     case 'file':
       return FileOutput.open(spec.path, resumeAt, logger);
     case 'kafka': {
-      const publisher = new KafkaPublisher(spec.kafka, spec.brokers, spec.topic);
+      const publisher = new KafkaPublisher(spec.kafka, spec.brokers, spec.topic, logger);
       try {
         await publisher.connect();
       } catch (err) {
@@ -194,6 +209,13 @@ export interface FetchRejectContext {
   window: { since: string | null; until: string | null };
   /** 1-based page number within the window (counting pages of earlier, interrupted runs). */
   page: number;
+}
+
+const MAX_RAW = 64 * 1024;
+
+/** A reject keeps enough of the record to identify and fix it, not all of an oversized one. */
+function clip(raw: string): string {
+  return raw.length > MAX_RAW ? `${raw.slice(0, MAX_RAW)}…` : raw;
 }
 
 /**
@@ -220,7 +242,7 @@ export class FetchRejects {
         this.handle ??= await open(this.path, this.append ? 'a' : 'w');
         this.used = true;
         const lines = rejects
-          .map((r) => JSON.stringify({ ...context, reason: r.reason, raw: r.raw }))
+          .map((r) => JSON.stringify({ ...context, reason: r.reason, raw: clip(r.raw) }))
           .join('\n');
         await this.handle.write(`${lines}\n`);
         await this.handle.datasync();

@@ -252,12 +252,34 @@ class Run {
     if (this.failure === undefined) this.failure = { error: toSyncError(error), progress };
   }
 
+  /**
+   * Moves the envelopes the output cannot take (over a topic's size limit) to the page's rejects, so
+   * one oversized record is kept in the reject file instead of failing the whole page.
+   */
+  private refuseOversized(page: SourcePage): SourcePage {
+    const refuse = this.output.refuse?.bind(this.output);
+    if (refuse === undefined) return page;
+    const envelopes: Envelope[] = [];
+    const rejects = [...page.rejects];
+    for (const envelope of page.envelopes) {
+      const reason = refuse(envelope);
+      if (reason === undefined) envelopes.push(envelope);
+      else
+        rejects.push({
+          reason: `${envelope.entity} ${envelope.id}: ${reason}`,
+          raw: JSON.stringify(envelope),
+        });
+    }
+    return rejects.length === page.rejects.length ? page : { ...page, envelopes, rejects };
+  }
+
   /** Makes one page durable, then records the progress it proves. */
   private async commit(
     page: SourcePage,
     progress: WindowProgress,
     persist: (p: WindowProgress) => Promise<void>,
   ): Promise<void> {
+    page = this.refuseOversized(page);
     const mark = page.envelopes.length > 0 ? await this.output.write(page.envelopes) : undefined;
     const pageNo = progress.pages + 1;
     await this.rejects.add(page.rejects, {

@@ -3,7 +3,16 @@ import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Kafka } from 'kafkajs';
 import { InputError } from '../errors.js';
-import { KafkaPublisher, MAX_REQUEST_BYTES, MAX_REQUEST_RECORDS } from '../connectors/kafka-publisher.js';
+import {
+  envelopeMessage,
+  KafkaPublisher,
+  MAX_REQUEST_BYTES,
+  MAX_REQUEST_RECORDS,
+  sizeProblem,
+  tooLargeReason,
+} from '../connectors/kafka-publisher.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, type MessageSizeLimit } from '../connectors/kafka.js';
+import type { Logger } from '../log.js';
 import { readRawLines } from '../io/lines.js';
 import { RejectFile } from '../io/reject-file.js';
 import { parseEnvelopeLine, TOPIC_OF, type Envelope } from '../records/envelope.js';
@@ -20,6 +29,7 @@ export interface PublishOptions {
   batchSize?: number;
   maxBatchBytes?: number;
   onProgress?: (published: number) => void;
+  logger?: Logger;
 }
 
 export interface PublishSummary {
@@ -55,7 +65,9 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
     input = options.input;
   }
   const rejects = new RejectFile(options.rejectsPath);
-  const publisher = dryRun ? undefined : new KafkaPublisher(options.kafka, options.brokers, options.topic);
+  const publisher = dryRun
+    ? undefined
+    : new KafkaPublisher(options.kafka, options.brokers, options.topic, options.logger);
   const summary: PublishSummary = {
     topic: options.topic,
     dryRun,
@@ -95,14 +107,30 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
 
   try {
     await publisher?.connect();
-    for await (const { lineNo, bytes } of readRawLines(input)) {
+    // A dry run does not ask the broker, so it checks sizes against Kafka's default limit.
+    const limit: MessageSizeLimit = publisher?.limit ?? { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
+    // A line longer than the limit cannot be published, so it is never held in memory whole.
+    for await (const line of readRawLines(input, { maxLineBytes: limit.bytes })) {
+      const { lineNo, bytes } = line;
       summary.lines = lineNo;
+      if (line.tooLong) {
+        await rejects.add({
+          line: lineNo,
+          reason: tooLargeReason(line.length, limit, options.topic),
+          raw: `${bytes.toString('utf8')}…`,
+        });
+        continue;
+      }
       if (bytes.length === 0 || bytes.every((b) => b === 0x20 || b === 0x09)) continue;
       const parsed = parseEnvelopeLine(bytes);
       let reason: string | undefined;
       if (!parsed.ok) reason = parsed.reason;
       else if (expectedEntity !== undefined && parsed.envelope.entity !== expectedEntity) {
         reason = `a ${parsed.envelope.entity} envelope does not belong on topic ${options.topic}`;
+      } else {
+        reason = publisher
+          ? publisher.sizeProblem(parsed.envelope, parsed.text)
+          : sizeProblem(envelopeMessage(parsed.envelope, parsed.text), limit, options.topic);
       }
       if (reason !== undefined || !parsed.ok) {
         await rejects.add({ line: lineNo, reason: reason ?? 'invalid', raw: bytes.toString('utf8') });

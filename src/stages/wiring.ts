@@ -5,7 +5,7 @@
 import { analyticsConfigFromSettings, createAnalyticsSink } from '../connectors/analytics-sink.js';
 import { CrmSource, crmConfigFromSettings } from '../connectors/crm-source.js';
 import { inventoryConfigFromSettings, openInventorySource } from '../connectors/inventory-source.js';
-import { createKafka } from '../connectors/kafka.js';
+import { createKafka, type KafkaOptions } from '../connectors/kafka.js';
 import type { AnalyticsSink } from '../connectors/sink.js';
 import type { SourceConnector } from '../connectors/source.js';
 import type { Logger } from '../log.js';
@@ -25,7 +25,9 @@ export interface SettingsInput {
 }
 
 export type FetchTarget =
-  { kind: 'kafka'; brokers: string[]; topic?: string } | { kind: 'file'; path: string } | { kind: 'stdout' };
+  | { kind: 'kafka'; kafka: KafkaOptions; topic?: string }
+  | { kind: 'file'; path: string }
+  | { kind: 'stdout' };
 
 export interface FetchParts {
   connector: SourceConnector;
@@ -62,8 +64,8 @@ export async function openFetch(
     target.kind === 'kafka'
       ? {
           kind: 'kafka',
-          kafka: createKafka({ brokers: target.brokers, logger }),
-          brokers: target.brokers,
+          kafka: createKafka(target.kafka),
+          brokers: target.kafka.brokers,
           topic: topicOf(source, input, target.topic),
         }
       : target;
@@ -100,8 +102,9 @@ export interface ConsumeParts {
 }
 
 /** The Analytics sink, the state store, the Kafka client and the settings of a consume run. */
-export async function openConsume(input: SettingsInput & { brokers: string[] }): Promise<ConsumeParts> {
-  const { brokers, logger } = input;
+export async function openConsume(input: SettingsInput & { kafka: KafkaOptions }): Promise<ConsumeParts> {
+  const { logger } = input;
+  const { brokers } = input.kafka;
   const values = resolveSettings(CONSUME_SETTINGS, input.settings, input.flags);
   const topics = resolveSettings(TOPIC_SETTINGS, input.settings, input.flags);
   const sink = createAnalyticsSink(analyticsConfigFromSettings(input.settings, input.flags), logger);
@@ -117,7 +120,7 @@ export async function openConsume(input: SettingsInput & { brokers: string[] }):
     sink,
     db,
     options: {
-      kafka: createKafka({ brokers, logger }),
+      kafka: createKafka(input.kafka),
       brokers,
       db,
       sink,

@@ -54,7 +54,7 @@ Examples:
     .action(
       action(async (ctx, _opts, cmd) => {
         const parts = await openConsume({
-          brokers: ctx.brokers(),
+          kafka: ctx.kafkaOptions(),
           settings: ctx.settings,
           flags: cmd.opts(),
           logger: ctx.logger,

@@ -146,7 +146,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   }
 
   const target: FetchTarget = publish
-    ? { kind: 'kafka', brokers: ctx.brokers(), ...(topic !== undefined ? { topic } : {}) }
+    ? { kind: 'kafka', kafka: ctx.kafkaOptions(), ...(topic !== undefined ? { topic } : {}) }
     : out !== undefined && out !== '-'
       ? { kind: 'file', path: out }
       : { kind: 'stdout' };

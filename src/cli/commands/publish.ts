@@ -26,13 +26,14 @@ export default function register(program: Command): void {
         rejectDirectory(rejectsPath, '--rejects');
         const brokers = ctx.brokers();
         const summary = await publish({
-          kafka: createKafka({ brokers, logger: ctx.logger }),
+          kafka: createKafka(ctx.kafkaOptions()),
           brokers,
           topic,
           input: fromStdin ? process.stdin : input,
           rejectsPath,
           dryRun,
           batchSize,
+          logger: ctx.logger,
         });
         if (summary.rejects > 0) {
           ctx.logger.warn(`${summary.rejects} line(s) rejected; see ${summary.rejectsFile}`);

@@ -51,7 +51,7 @@ export default function register(program: Command): void {
         const { partitions, dlqPartitions, replicationFactor } = ctx.resolve(TOPICS_ENSURE_SETTINGS);
         const names = ctx.resolve(TOPIC_SETTINGS);
         const configs = parseConfigs(opts.config);
-        const kafka = createKafka({ brokers, logger: ctx.logger });
+        const kafka = createKafka(ctx.kafkaOptions());
         const result = await ensureTopics({
           kafka,
           brokers,
@@ -112,7 +112,7 @@ export default function register(program: Command): void {
         const names =
           asked.length > 0 ? asked : [configured.customerTopic, configured.productTopic, configured.dlqTopic];
         const topics = await describeTopics({
-          kafka: createKafka({ brokers, logger: ctx.logger }),
+          kafka: createKafka(ctx.kafkaOptions()),
           brokers,
           topics: names,
         });
