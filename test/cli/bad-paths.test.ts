@@ -1,10 +1,10 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, runSyncctl, type CliRun } from '../helpers/cli.js';
 import { sampleEnvelopes, writeNdjson } from '../helpers/envelopes.js';
 import { testBrokers } from '../helpers/kafka.js';
+import { tempDir } from '../helpers/temp.js';
 
 // Each of these used to hang, fail late (after work was done) or with a bare errno; all must be quick.
 const BOUND_MS = 10_000;
@@ -12,7 +12,7 @@ const BOUND_MS = 10_000;
 let dir: string;
 let aDirectory: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'syncctl-paths-'));
+  dir = tempDir('syncctl-paths-');
   aDirectory = join(dir, 'a-directory');
   mkdirSync(aDirectory);
 });

@@ -1,9 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
 /** A TCP listener that accepts connections and never writes a byte, like a wrong port behind a proxy. */
 let silent: Server;
@@ -12,7 +12,7 @@ let silentAddress: string;
 let dir: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'syncctl-unreachable-'));
+  dir = tempDir('syncctl-unreachable-');
   silent = createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => {});

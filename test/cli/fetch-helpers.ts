@@ -1,12 +1,11 @@
 /** Shared by the fetch CLI tests: temp state, NDJSON reading, checkpoint peeking. */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Envelope } from '../../src/records/envelope.js';
+import { tempDir as makeTempDir } from '../helpers/temp.js';
 
 export function tempDir(prefix = 'syncctl-fetch-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return makeTempDir(prefix);
 }
 
 export function readNdjson(path: string): Envelope[] {

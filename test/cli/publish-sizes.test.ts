@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { waitForTopicLeaders } from '../../src/connectors/kafka.js';
@@ -7,10 +6,11 @@ import { makeEnvelope, type Envelope } from '../../src/records/envelope.js';
 import { runSyncctl } from '../helpers/cli.js';
 import { sampleEnvelopes, writeNdjson } from '../helpers/envelopes.js';
 import { readAll, testBrokers, testKafka, uniqueName } from '../helpers/kafka.js';
+import { tempDir } from '../helpers/temp.js';
 
 let dir: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'syncctl-publish-sizes-'));
+  dir = tempDir('syncctl-publish-sizes-');
 });
 
 async function createTopicWith(name: string, partitions: number, configs: Record<string, string>) {

@@ -1,15 +1,15 @@
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeEnvelope } from '../../src/records/envelope.js';
 import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
 import { javaPartition, sampleEnvelopes, writeNdjson } from '../helpers/envelopes.js';
 import { createTopic, readAll, testBrokers, uniqueName } from '../helpers/kafka.js';
+import { tempDir } from '../helpers/temp.js';
 
 let dir: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'syncctl-publish-'));
+  dir = tempDir('syncctl-publish-');
 });
 
 describe('syncctl publish (real broker)', () => {

@@ -1,13 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../src/sandbox/kafka-broker.js';
 import { SANDBOX_ANALYTICS_TOKEN, SANDBOX_CRM_TOKEN } from '../../src/sandbox/sandbox.js';
 import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'syncctl-sandbox-'));
+const dir = tempDir('syncctl-sandbox-');
 const env = isolatedEnv({ SYNCCTL_SANDBOX_DIR: dir });
 
 afterAll(async () => {

@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isolatedEnv, runSyncctl, type CliRun } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
 function profilesFile(env: Record<string, string | undefined>): string {
   return join(env.SYNCCTL_CONFIG_DIR as string, 'profiles.json');
@@ -92,7 +92,7 @@ describe('settings: one definition for flags, variables, profiles and config set
     const run = await runSyncctl(['topics', 'describe'], { env });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`cannot read the config profiles in ${path}`);
-    const dir = mkdtempSync(join(tmpdir(), 'syncctl-sandbox-'));
+    const dir = tempDir('syncctl-sandbox-');
     const status = await runSyncctl(['sandbox', 'status', '--dir', dir], { env });
     expect(status.code).toBe(1);
     expect(status.stdout).toContain('not running');
@@ -182,7 +182,7 @@ describe('secrets never appear in the output of a failing command', () => {
   ];
 
   it.each(cases)('%s', async (_name, args) => {
-    const dir = mkdtempSync(join(tmpdir(), 'syncctl-secrets-'));
+    const dir = tempDir('syncctl-secrets-');
     const argv = args.map((a) => (a === 'OUT' ? join(dir, 'out.ndjson') : a));
     for (const json of [false, true]) {
       const run = await runSyncctl(json ? ['--json', ...argv] : argv, { env: env(), timeoutMs: 60_000 });

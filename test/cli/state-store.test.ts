@@ -1,9 +1,9 @@
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, runSyncctl, type CliRun } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
 // Every case here used to hang, crash with a misleading errno or exit with the wrong code; none may
 // take long, so each run is bounded and a hang shows up as a SIGKILL instead of a stuck test.
@@ -11,7 +11,7 @@ const BOUND_MS = 10_000;
 
 let dir: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'syncctl-state-'));
+  dir = tempDir('syncctl-state-');
 });
 
 /** A fetch that fails at the state store, before any CRM request (nothing listens on port 1). */

@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultCacheDir } from '../../src/paths.js';
+import { tempDir } from './temp.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin', 'syncctl');
@@ -27,7 +26,7 @@ export interface CliOptions {
 export function isolatedEnv(
   extra: Record<string, string | undefined> = {},
 ): Record<string, string | undefined> {
-  const home = mkdtempSync(join(tmpdir(), 'syncctl-home-'));
+  const home = tempDir('syncctl-home-');
   return {
     PATH: process.env.PATH,
     HOME: home,

@@ -1,18 +1,17 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runSyncctl } from '../helpers/cli.js';
 import { javaPartition, sampleEnvelopes, writeNdjson } from '../helpers/envelopes.js';
 import { javaConsoleConsume, kcat } from '../helpers/external.js';
 import { createTopic, testBrokers, uniqueName } from '../helpers/kafka.js';
+import { tempDir } from '../helpers/temp.js';
 
 describe('topics written by syncctl are readable by other clients', () => {
   it('kcat and the Java console consumer read keys, partitions, headers and values', async () => {
     const topic = uniqueName('interop');
     await createTopic(topic, 4);
     const envelopes = sampleEnvelopes(200, 50);
-    const file = join(mkdtempSync(join(tmpdir(), 'syncctl-interop-')), 'in.ndjson');
+    const file = join(tempDir('syncctl-interop-'), 'in.ndjson');
     writeNdjson(file, envelopes);
     const published = await runSyncctl(['-b', testBrokers(), 'publish', '-t', topic, '-i', file]);
     expect(published.code).toBe(0);
