@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { SandboxError } from '../errors.js';
+import { SandboxError, UsageError } from '../errors.js';
 import { defaultStateDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
 import { isAlive, startBroker, stopProcess, tcpAnswers } from './kafka-broker.js';
 
@@ -123,6 +123,32 @@ export interface SandboxUpResult {
   alreadyRunning: boolean;
 }
 
+/** Left in every sandbox directory, so a fresh start may empty it and nothing else. */
+const MARKER = '.syncctl-sandbox';
+/** What a sandbox writes (sandboxes made before the marker existed have only these). */
+const SANDBOX_FILE =
+  /^(sandbox\.json|kafka-data|server\.properties|log4j2\.properties|kafka\.(log|stdout)|[\w-]+\.out)$/;
+
+/**
+ * A fresh start empties the directory; one that holds anything but an earlier sandbox (`--dir .`,
+ * `--dir ~`) is refused rather than wiped.
+ */
+function refuseForeignDir(dir: string): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  if (entries.includes(MARKER) || entries.every((name) => SANDBOX_FILE.test(name))) return;
+  throw new UsageError(
+    `sandbox --dir ${dir} is not empty and is not a sandbox directory; refusing to delete its contents`,
+    {
+      hint: 'choose an empty or new directory for --dir (SYNCCTL_SANDBOX_DIR)',
+    },
+  );
+}
+
 /** Starts Kafka and the fixture systems in the background; a running sandbox is reused as is. */
 export async function sandboxUp(
   dir = defaultSandboxDir(),
@@ -141,8 +167,10 @@ export async function sandboxUp(
   const purpose = `sandbox --dir ${dir}`;
   // The parent first: with a file in the way, rmSync would fail with a bare ENOTDIR.
   ensureDir(dirname(dir), purpose);
+  refuseForeignDir(dir);
   rmSync(dir, { recursive: true, force: true });
   ensureDir(dir, purpose);
+  writeFileSync(join(dir, MARKER), 'A syncctl sandbox: `syncctl sandbox up` empties this directory.\n');
   const broker = await startBroker({ dir, ...(options.port !== undefined ? { port: options.port } : {}) });
   const state: SandboxState = {
     dir,

@@ -205,6 +205,10 @@ async function openPostgres(location: string): Promise<Db> {
     max: 4,
     connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
   });
+  // An idle pooled connection that the server drops (restart, idle timeout, pg_terminate_backend)
+  // emits 'error' on the pool; unheard, it would crash the process. The pool discards that client
+  // and the next query opens a new connection or fails with a StateError where it is reported.
+  pool.on('error', () => {});
   try {
     await pool.query('SELECT 1');
   } catch (err) {

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isolatedEnv, runSyncctl, type CliRun } from '../helpers/cli.js';
@@ -118,5 +118,18 @@ describe('sandbox --dir that cannot be created', () => {
     const run = await runSyncctl(['sandbox', 'up', '--dir', join(file, 'sandbox')], { timeoutMs: BOUND_MS });
     expectDone(run, 2);
     expect(run.stderr).toContain(`${file} is a file, not a directory`);
+  });
+});
+
+describe('sandbox --dir holding other files', () => {
+  it('is refused, not emptied', async () => {
+    const precious = join(dir, 'home-like');
+    mkdirSync(join(precious, 'projects'), { recursive: true });
+    writeFileSync(join(precious, 'notes.txt'), 'keep me');
+    const run = await runSyncctl(['sandbox', 'up', '--dir', precious], { timeoutMs: BOUND_MS });
+    expectDone(run, 2);
+    expect(run.stderr).toContain(`${precious} is not empty and is not a sandbox directory`);
+    expect(readFileSync(join(precious, 'notes.txt'), 'utf8')).toBe('keep me');
+    expect(existsSync(join(precious, 'projects'))).toBe(true);
   });
 });

@@ -1,0 +1,39 @@
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDb } from '../../src/state/db.js';
+import { createPgSchema, PG_BASE_URL, type PgSchema } from '../helpers/postgres.js';
+
+let schema: PgSchema | undefined;
+afterAll(async () => {
+  await schema?.drop();
+});
+
+describe('PostgreSQL state store', () => {
+  it('survives the server dropping its idle connections and reconnects on the next query', async () => {
+    schema = await createPgSchema('syncctl_db');
+    const app = `syncctl-db-test-${process.pid}`;
+    const db = await openDb(`${schema.url}&application_name=${app}`);
+    const unhandled: unknown[] = [];
+    const onUncaught = (err: unknown): void => void unhandled.push(err);
+    process.on('uncaughtException', onUncaught);
+    try {
+      await db.query('SELECT 1');
+      const admin = new pg.Client({ connectionString: PG_BASE_URL });
+      await admin.connect();
+      const killed = await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+        [app],
+      );
+      await admin.end();
+      expect(killed.rowCount).toBeGreaterThan(0);
+      // The idle client's 'error' arrives asynchronously; give it time to be (mis)handled.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const rows = await db.query<{ one: number }>('SELECT 1 AS one');
+      expect(rows[0]?.one).toBe(1);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await db.close();
+    }
+  });
+});
