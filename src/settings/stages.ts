@@ -73,6 +73,16 @@ export const TOPICS_ENSURE_SETTINGS = defineSettings({
   replicationFactor: { type: 'integer', short: '-r', min: 1, default: 1, description: 'replication factor' },
 });
 
+export const DOCTOR_SETTINGS = defineSettings({
+  checkTimeout: {
+    type: 'integer',
+    arg: '<seconds>',
+    min: 1,
+    default: 15,
+    description: 'doctor: how long each check may take before it fails as "no answer"',
+  },
+});
+
 export const FETCH_SETTINGS = defineSettings({
   source: {
     type: 'string',
