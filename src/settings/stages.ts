@@ -20,6 +20,26 @@ export const GLOBAL_SETTINGS = defineSettings({
   json: { type: 'boolean', default: false, description: 'print results as JSON on stdout' },
   quiet: { type: 'boolean', short: '-q', default: false, description: 'print only errors' },
   verbose: { type: 'boolean', short: '-v', default: false, description: 'print debug diagnostics on stderr' },
+  logFormat: {
+    type: 'string',
+    arg: '<format>',
+    choices: ['human', 'json'],
+    default: 'human',
+    description: 'diagnostics on stderr as human lines or as JSON lines (pino) for a log shipper',
+  },
+  logLevel: {
+    type: 'string',
+    arg: '<level>',
+    choices: ['error', 'warn', 'info', 'debug'],
+    defaultText: 'info (error with --quiet, debug with --verbose)',
+    description: 'least severe diagnostics shown',
+  },
+  logFile: {
+    type: 'string',
+    arg: '<path>',
+    nonEmpty: true,
+    description: 'also append diagnostics to this file as JSON lines',
+  },
   state: {
     type: 'string',
     arg: '<path>',
