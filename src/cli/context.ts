@@ -14,6 +14,7 @@ import {
 import { parseBrokers, type KafkaOptions } from '../connectors/kafka.js';
 import { defaultStatePath } from '../state/db.js';
 import { setJsonOutput, writeStdout } from './output.js';
+import { renderTable, type TableStyle } from './table.js';
 
 export interface GlobalFlags {
   profile?: string;
@@ -33,6 +34,8 @@ export interface CliContext {
   /** The state store location (--state, or the default SQLite file). */
   statePath(): string;
   stdout(text: string, verbatim?: boolean): void;
+  /** A table in the chosen output form (-o table|plain, --no-headers). */
+  table(head: string[], rows: unknown[][]): string;
   /** Whether progress animation may be shown (a terminal, not CI, not --json/--quiet). */
   interactive: boolean;
 }
@@ -59,7 +62,10 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
   const flags = command.optsWithGlobals<GlobalFlags & Record<string, unknown>>();
   const settings = loadProfile(flags.profile, options);
   const globals = resolveSettings(GLOBAL_SETTINGS, settings, flags);
-  const { quiet, verbose, json } = globals;
+  const { quiet, verbose } = globals;
+  const json = globals.json || globals.output === 'json';
+  const tableStyle: TableStyle =
+    globals.output === 'plain' || (globals.output === undefined && !process.stdout.isTTY) ? 'plain' : 'table';
   setJsonOutput(json);
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
   const logger = createLogger(logLevelOf(globals), undefined, {
@@ -83,6 +89,7 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
     kafkaOptions: () => ({ brokers: brokers(), logger, connectTimeoutMs: globals.connectTimeout }),
     statePath: () => globals.state ?? defaultStatePath(),
     stdout: writeStdout,
+    table: (head, rows) => renderTable(head, rows, { style: tableStyle, headers: globals.headers }),
     interactive: Boolean(process.stderr.isTTY) && !process.env.CI && !json && !quiet,
   };
 }

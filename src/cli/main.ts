@@ -46,7 +46,9 @@ function wantsJson(argv: string[]): boolean {
   const known = jsonOutput();
   if (known !== undefined) return known;
   const end = argv.indexOf('--');
-  if ((end === -1 ? argv : argv.slice(0, end)).includes('--json')) return true;
+  const args = end === -1 ? argv : argv.slice(0, end);
+  if (args.includes('--json') || args.includes('--output=json') || args.includes('-ojson')) return true;
+  if (args.some((a, i) => (a === '-o' || a === '--output') && args[i + 1] === 'json')) return true;
   return /^(1|true|yes|on)$/i.test(process.env.SYNCCTL_JSON ?? '');
 }
 

@@ -98,7 +98,8 @@ export function helpText(key: string, def: SettingDef): string {
 
 /** The commander flag spec, e.g. "-s, --source <name>". */
 export function flagSpec(key: string, def: SettingDef): string {
-  const long = flagName(key);
+  // A switch that is on by default is turned off with --no-<name> (commander's negatable form).
+  const long = def.type === 'boolean' && def.default === true ? `--no-${kebab(key)}` : flagName(key);
   const value = def.type === 'boolean' ? '' : ` ${def.arg ?? (def.type === 'integer' ? '<n>' : '<value>')}`;
   return `${def.short ? `${def.short}, ` : ''}${long}${value}`;
 }

@@ -18,6 +18,20 @@ export const GLOBAL_SETTINGS = defineSettings({
     description: 'how long connecting to Kafka may take before the broker counts as unreachable (exit 75)',
   },
   json: { type: 'boolean', default: false, description: 'print results as JSON on stdout' },
+  output: {
+    type: 'string',
+    short: '-o',
+    arg: '<format>',
+    choices: ['table', 'plain', 'json'],
+    defaultText: 'table on a terminal, plain otherwise',
+    description: 'results as boxed tables, plain tab-separated rows (one per line), or JSON (same as --json)',
+  },
+  headers: {
+    type: 'boolean',
+    default: true,
+    description: 'plain tables: print the header row (--no-headers leaves it out)',
+  },
+
   quiet: { type: 'boolean', short: '-q', default: false, description: 'print only errors' },
   verbose: { type: 'boolean', short: '-v', default: false, description: 'print debug diagnostics on stderr' },
   logFormat: {

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import Table from 'cli-table3';
 import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode } from '../../errors.js';
 import {
@@ -11,7 +10,7 @@ import {
   TOPIC_SETTINGS,
 } from '../../settings/index.js';
 import { doctor, type CheckResult } from '../../stages/doctor.js';
-import { action } from '../context.js';
+import { action, type CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 
 const EXAMPLES = `
@@ -27,12 +26,11 @@ Examples:
 
 const MARK: Record<CheckResult['status'], string> = { pass: 'ok', warn: 'WARN', fail: 'FAIL', skip: 'skip' };
 
-function describe(checks: CheckResult[]): string {
-  const table = new Table({ head: ['check', 'result', 'time', 'detail'], style: { head: [], border: [] } });
-  for (const c of checks) {
-    const detail = c.hint ? `${c.detail}\n→ ${c.hint}` : c.detail;
-    table.push([c.name, MARK[c.status], `${c.ms} ms`, detail]);
-  }
+function describe(ctx: CliContext, checks: CheckResult[]): string {
+  const table = ctx.table(
+    ['check', 'result', 'time', 'detail'],
+    checks.map((c) => [c.name, MARK[c.status], `${c.ms} ms`, c.hint ? `${c.detail}\n→ ${c.hint}` : c.detail]),
+  );
   const failed = checks.filter((c) => c.status === 'fail').length;
   const warned = checks.filter((c) => c.status === 'warn').length;
   const verdict =
@@ -41,7 +39,7 @@ function describe(checks: CheckResult[]): string {
       : warned > 0
         ? `all checks passed, ${warned} warning(s)`
         : 'all checks passed';
-  return `${table.toString()}\n${verdict}`;
+  return `${table}\n${verdict}`;
 }
 
 export default function register(program: Command): void {
@@ -78,7 +76,7 @@ export default function register(program: Command): void {
           });
           return {
             data: result,
-            text: describe(result.checks),
+            text: describe(ctx, result.checks),
             exitCode: result.ok ? ExitCode.Ok : ExitCode.Failure,
           };
         },

@@ -6,6 +6,7 @@ import registerFetch from './fetch.js';
 import registerConfig from './config.js';
 import registerConsume from './consume.js';
 import registerDoctor from './doctor.js';
+import registerCompletion from './completion.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
 export const COMMANDS: ((program: Command) => void)[] = [
@@ -16,4 +17,5 @@ export const COMMANDS: ((program: Command) => void)[] = [
   registerConsume,
   registerDoctor,
   registerConfig,
+  registerCompletion,
 ];
