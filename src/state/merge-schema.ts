@@ -75,6 +75,7 @@ function ddl(kind: Db['kind']): string[] {
 /** Reads a customer's product ids from its stored data (the configured --product-ref-path). */
 export type ProductIdsOf = (data: Record<string, unknown> | null) => string[];
 
+/** The schema version of the consume tables: 1 for a store made before consume_meta existed. */
 export async function schemaVersion(db: Db): Promise<number> {
   const rows = await db.query<{ value: string }>(
     `SELECT value FROM consume_meta WHERE name = 'schema_version'`,
@@ -138,6 +139,9 @@ export async function insertRefs(tx: Db, rows: [string, string, number][]): Prom
 
 /** Creates the consume tables, or upgrades them to MERGE_SCHEMA_VERSION. */
 export async function migrateMergeSchema(db: Db, productIdsOf: ProductIdsOf): Promise<void> {
+  // An up-to-date store needs no write lock: a reader (export, status) opens it while consume runs.
+  const current = await schemaVersion(db).catch(() => 0);
+  if (current >= MERGE_SCHEMA_VERSION) return;
   try {
     await db.transaction(async (tx) => {
       // Same lock as db.ts migrate(): DDL of instances starting together runs one at a time.
