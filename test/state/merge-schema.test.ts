@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { migrateMergeSchema, MERGE_SCHEMA_VERSION, schemaVersion } from '../../src/state/merge-schema.js';
 import { MergeStore } from '../../src/state/merge-store.js';
@@ -82,6 +83,24 @@ describe.each(STORE_KINDS)('merge schema on %s', (kind) => {
       { product_id: 'P1', pos: 1 },
     ]);
     expect(await dirtyIds(db)).toEqual(['C1']);
+  });
+
+  it('opens an up-to-date store while another connection holds the write lock', async () => {
+    const url = await freshStateUrl(kind);
+    const writer = await openTestDb(url);
+    await MergeStore.open(writer);
+    const reader = await openTestDb(url);
+    await writer.transaction(async (tx) => {
+      // What a consumer mid-merge holds: SQLite's write lock, or the schema lock on PostgreSQL.
+      if (tx.kind === 'postgres') await tx.query('SELECT pg_advisory_xact_lock(7351001)');
+      await tx.run(`UPDATE consume_meta SET value = value WHERE name = 'schema_version'`);
+      // Bounded: before the fix this open waited for the writer, which waited for it.
+      const opened = await Promise.race([
+        MergeStore.open(reader).then(() => 'opened'),
+        sleep(5_000).then(() => 'blocked by the writer'),
+      ]);
+      expect(opened).toBe('opened');
+    });
   });
 
   it('upgrades a store made by version 1: references numbered in record order, outbox and ledger kept', async () => {
