@@ -14,7 +14,7 @@ import type { Source } from '../records/envelope.js';
 import { CONSUME_SETTINGS, resolveSettings, TOPIC_SETTINGS, type SettingsSource } from '../settings/index.js';
 import { openDb, redactUrl, type Db } from '../state/db.js';
 import type { ConsumeOptions } from './consume.js';
-import type { OutputSpec } from './fetch-output.js';
+import type { OutputSpec } from './fetch/output.js';
 
 /** Where the settings come from: the profile and environment, and a command's flags over them. */
 export interface SettingsInput {

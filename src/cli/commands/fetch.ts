@@ -9,7 +9,7 @@ import {
   isSecretKey,
   keyOfFlag,
 } from '../../settings/index.js';
-import { parseTime, parseWindowSpec } from '../../stages/fetch-plan.js';
+import { parseTime, parseWindowSpec } from '../../stages/fetch/plan.js';
 import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
 import { openFetch, type FetchTarget } from '../../stages/wiring.js';
 import { redact } from '../../redact.js';

@@ -1,5 +1,5 @@
-import { UsageError } from '../errors.js';
-import type { Source } from '../records/envelope.js';
+import { UsageError } from '../../errors.js';
+import type { Source } from '../../records/envelope.js';
 
 /**
  * Pure planning for `fetch`: time parsing, backfill windows and the names of the checkpoints the
