@@ -1,8 +1,8 @@
 /**
  * The CRM source: any paginated REST/JSON API, by configuration. Paging is got's pagination API
  * (one yielded item per HTTP page, so pages keep their cursor and backpressure holds: the next page
- * is requested only when the caller asks for it); retries are got's (exponential backoff with
- * jitter, Retry-After honoured, transient failures only, unparseable bodies included).
+ * is requested only when the caller asks for it); retries are got's, driven by the shared policy of
+ * ./retry-policy.ts (transient failures only, unparseable bodies included, Retry-After honoured).
  */
 import got, { HTTPError, ParseError, RequestError, parseLinkHeader, type Got, type Response } from 'got';
 import {
@@ -30,7 +30,7 @@ import {
   definedOnly,
   settingErrors,
 } from './source-settings.js';
-import { RETRY_ERROR_CODES, RETRY_STATUS_CODES } from './http-retry.js';
+import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
 
 export { readPath };
 
@@ -199,21 +199,16 @@ export class CrmSource implements SourceConnector {
       headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
       responseType: 'json',
       timeout: { request: config.timeoutMs },
-      retry: {
-        limit: config.retries,
-        methods: ['GET'],
-        statusCodes: RETRY_STATUS_CODES,
-        errorCodes: RETRY_ERROR_CODES,
-        backoffLimit: config.backoffLimitMs,
-        maxRetryAfter: config.maxRetryAfterMs,
-        calculateDelay: ({ computedValue, retryAfter }) => {
-          // 0 means got's own rules say stop (limit, method, status, Retry-After too long).
-          if (computedValue === 0) return 0;
-          if (retryAfter !== undefined) return computedValue;
-          // "Equal jitter" on top of got's exponential value, so parallel windows do not retry in lockstep.
-          return computedValue / 2 + Math.random() * (computedValue / 2);
+      // got's own base delay (1 s): the CRM settings bound only the cap and the Retry-After.
+      retry: gotRetryOptions(
+        {
+          retries: config.retries,
+          backoffMs: 1_000,
+          backoffLimitMs: config.backoffLimitMs,
+          maxRetryAfterMs: config.maxRetryAfterMs,
         },
-      },
+        ['GET'],
+      ),
       hooks: {
         beforeRequest: [
           () => {
@@ -441,7 +436,7 @@ export class CrmSource implements SourceConnector {
           cause,
         });
       }
-      if (status === 429 || status === 408 || status >= 500) {
+      if (isTransientStatus(status)) {
         const retryAfter = err.response.headers['retry-after'];
         const tail =
           status === 429 && retryAfter
