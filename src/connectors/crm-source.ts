@@ -14,7 +14,14 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import { CRM_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
+import {
+  CRM_SETTINGS,
+  FETCH_SETTINGS,
+  flagOf,
+  flagsAndEnv,
+  resolveSettings,
+  type SettingsSource,
+} from '../settings/index.js';
 import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
 import {
   WindowRecords,
@@ -243,7 +250,9 @@ export class CrmSource implements SourceConnector {
       if (typeof cursor !== 'object' || cursor.style !== config.pagination) {
         throw new ConfigError(
           `cannot resume: the saved CRM cursor was made with pagination "${String(cursor?.style)}", the CRM is now configured as "${config.pagination}"`,
-          { hint: 'rerun with --full (or a fresh backfill) after changing the pagination style' },
+          {
+            hint: `rerun with ${flagOf(FETCH_SETTINGS, 'full')} (or a fresh backfill) after changing the pagination style`,
+          },
         );
       }
       if (cursor.kind === 'url' && typeof cursor.url === 'string')
@@ -281,7 +290,7 @@ export class CrmSource implements SourceConnector {
       throw new SourcePermanentError(
         `the CRM's next-page link points to another origin (${url.origin}), refusing to send the token there: ${redact(raw)}`,
         {
-          hint: `check --crm-url (${this.origin}) against the URLs the CRM returns`,
+          hint: `check ${flagOf(CRM_SETTINGS, 'crmUrl')} (${this.origin}) against the URLs the CRM returns`,
         },
       );
     }
@@ -417,21 +426,21 @@ export class CrmSource implements SourceConnector {
       const what = describeStatus(err.response);
       if (status === 401) {
         return new SourcePermanentError(`the CRM refused the token (401) for ${where}`, {
-          hint: `check --crm-token / SYNCCTL_CRM_TOKEN`,
+          hint: `check ${flagsAndEnv(CRM_SETTINGS, 'crmToken')}`,
           details,
           cause,
         });
       }
       if (status === 403) {
         return new SourcePermanentError(`the CRM token may not read customers (403) for ${where}`, {
-          hint: 'use a token with read access to customers (--crm-token / SYNCCTL_CRM_TOKEN)',
+          hint: `use a token with read access to customers (${flagsAndEnv(CRM_SETTINGS, 'crmToken')})`,
           details,
           cause,
         });
       }
       if (status === 404) {
         return new SourcePermanentError(`the CRM has no such resource (404): ${where}`, {
-          hint: 'check --crm-url and --crm-path (SYNCCTL_CRM_URL, SYNCCTL_CRM_PATH)',
+          hint: `check ${flagsAndEnv(CRM_SETTINGS, 'crmUrl', 'crmPath')}`,
           details,
           cause,
         });
@@ -440,7 +449,7 @@ export class CrmSource implements SourceConnector {
         const retryAfter = err.response.headers['retry-after'];
         const tail =
           status === 429 && retryAfter
-            ? ` (Retry-After ${retryAfter} s; more than --crm-max-retry-after waits are not made)`
+            ? ` (Retry-After ${retryAfter} s; more than ${flagOf(CRM_SETTINGS, 'crmMaxRetryAfter')} waits are not made)`
             : '';
         return new SourceTransientError(`the CRM kept failing with ${what} on ${where}${after}${tail}`, {
           hint: 'try again later; a rerun resumes after the last durable page',
@@ -449,7 +458,7 @@ export class CrmSource implements SourceConnector {
         });
       }
       return new SourcePermanentError(`the CRM rejected the request with ${what}: ${where}`, {
-        hint: 'check the CRM settings (--crm-path, --crm-page-size-param, --crm-since-param, …)',
+        hint: `check the CRM settings (${(['crmPath', 'crmPageSizeParam', 'crmSinceParam'] as const).map((k) => flagOf(CRM_SETTINGS, k)).join(', ')}, …)`,
         details,
         cause,
       });
@@ -468,7 +477,7 @@ export class CrmSource implements SourceConnector {
       return new SourceTransientError(
         `cannot fetch ${where}${after}: ${err.code ?? ''} ${cause.message}`.replace(/\s+/g, ' '),
         {
-          hint: 'check that the CRM is reachable (--crm-url); a rerun resumes after the last durable page',
+          hint: `check that the CRM is reachable (${flagOf(CRM_SETTINGS, 'crmUrl')}); a rerun resumes after the last durable page`,
           details,
           cause,
         },

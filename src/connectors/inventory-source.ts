@@ -21,7 +21,14 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import { INVENTORY_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
+import {
+  FETCH_SETTINGS,
+  flagOf,
+  flagsAndEnv,
+  INVENTORY_SETTINGS,
+  resolveSettings,
+  type SettingsSource,
+} from '../settings/index.js';
 import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
 import {
   backoffDelay,
@@ -396,7 +403,7 @@ export class InventorySource implements SourceConnector {
         const retryable = failure.kind === 'transient' || failure.kind === 'malformed';
         if (!retryable || attempt >= attempts) throw new RetriesExhausted(failure, attempt);
         if (failure.retryAfterMs !== undefined && retryAfterTooLong(failure.retryAfterMs, this.policy)) {
-          failure.message += `; the service asked to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, more than --inventory-max-retry-after (${this.config.maxRetryAfterMs} ms)`;
+          failure.message += `; the service asked to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, more than ${flagOf(INVENTORY_SETTINGS, 'inventoryMaxRetryAfter')} (${this.config.maxRetryAfterMs} ms)`;
           throw new RetriesExhausted(failure, attempt);
         }
         const delay =
@@ -425,7 +432,7 @@ export class InventorySource implements SourceConnector {
   private async createClient(): Promise<soap.Client> {
     const { config } = this;
     const wsdl = this.scrub(config.wsdlUrl);
-    const envHint = 'check --inventory-wsdl / SYNCCTL_INVENTORY_WSDL';
+    const envHint = `check ${flagsAndEnv(INVENTORY_SETTINGS, 'inventoryWsdl')}`;
     let client: soap.Client;
     try {
       client = await this.withRetries('WSDL download', async () => {
@@ -473,7 +480,9 @@ export class InventorySource implements SourceConnector {
     if (!operations.includes(config.operation)) {
       throw new SourcePermanentError(
         `the Inventory WSDL at ${wsdl} has no operation ${config.operation} (it has: ${operations.join(', ') || 'none'})`,
-        { hint: `check ${envHint}, or name the listing operation with --inventory-operation` },
+        {
+          hint: `check ${envHint}, or name the listing operation with ${flagOf(INVENTORY_SETTINGS, 'inventoryOperation')}`,
+        },
       );
     }
     if (config.user !== '') {
@@ -498,9 +507,9 @@ export class InventorySource implements SourceConnector {
     if (since !== undefined || until !== undefined) {
       if (request.modifiedSince === '' || request.modifiedUntil === '') {
         throw new ConfigError(
-          'the Inventory service is configured without time filters, so --since/--until cannot be used',
+          `the Inventory service is configured without time filters, so ${flagOf(FETCH_SETTINGS, 'since')}/${flagOf(FETCH_SETTINGS, 'until')} cannot be used`,
           {
-            hint: 'set --inventory-since-param and --inventory-until-param, or fetch with --full',
+            hint: `set ${flagOf(INVENTORY_SETTINGS, 'inventorySinceParam')} and ${flagOf(INVENTORY_SETTINGS, 'inventoryUntilParam')}, or fetch with ${flagOf(FETCH_SETTINGS, 'full')}`,
           },
         );
       }
@@ -595,7 +604,7 @@ export class InventorySource implements SourceConnector {
     if (resumeFrom !== undefined && resumeFrom !== null && typeof resumeFrom !== 'string') {
       throw new ConfigError(
         `cannot resume: the saved Inventory cursor is not a page token: ${shorten(JSON.stringify(resumeFrom), 100)}`,
-        { hint: 'rerun with --full (or restart the backfill)' },
+        { hint: `rerun with ${flagOf(FETCH_SETTINGS, 'full')} (or restart the backfill)` },
       );
     }
     const client = await this.open();
@@ -645,21 +654,21 @@ export class InventorySource implements SourceConnector {
         return new SourcePermanentError(
           `the Inventory service rejected the credentials on ${where}: ${failure.message}`,
           {
-            hint: 'check --inventory-user / --inventory-password (SYNCCTL_INVENTORY_USER / SYNCCTL_INVENTORY_PASSWORD)',
+            hint: `check ${flagsAndEnv(INVENTORY_SETTINGS, 'inventoryUser', 'inventoryPassword')}`,
             details,
           },
         );
       case 'not-found':
         return new SourcePermanentError(`the Inventory endpoint answered ${failure.message} on ${where}`, {
-          hint: "check the WSDL's soap:address, or set --inventory-endpoint / SYNCCTL_INVENTORY_ENDPOINT",
+          hint: `check the WSDL's soap:address, or set ${flagsAndEnv(INVENTORY_SETTINGS, 'inventoryEndpoint')}`,
           details,
         });
       case 'rejected':
         return new SourcePermanentError(`the Inventory service rejected ${where}: ${failure.message}`, {
           hint:
             token === undefined
-              ? 'check --inventory-page-size and the request element names (--inventory-*-param)'
-              : 'the saved page token may no longer be valid: rerun with --full, or restart the backfill',
+              ? `check ${flagOf(INVENTORY_SETTINGS, 'inventoryPageSize')} and the request element names (--inventory-*-param)`
+              : `the saved page token may no longer be valid: rerun with ${flagOf(FETCH_SETTINGS, 'full')}, or restart the backfill`,
           details,
         });
       case 'malformed':

@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 import { Checkpoints } from '../state/checkpoints.js';
 import { silentLogger, type Logger } from '../log.js';
+import { FETCH_SETTINGS, flagOf } from '../settings/index.js';
 import { RejectFile } from '../io/reject-file.js';
 import { openOutput } from './fetch/output.js';
 import { incrementalCheckpointName } from './fetch/plan.js';
@@ -44,9 +45,13 @@ async function makePlan(
     const open = await findRange(checkpoints, source, (r) => r.status !== 'done');
     if (open.length === 0) return result;
     if (open.length > 1) {
+      const flag = (key: 'source' | 'since' | 'until') => flagOf(FETCH_SETTINGS, key);
       throw new UsageError(`${open.length} unfinished ${source} backfills; say which one to resume`, {
         hint: open
-          .map((r) => `syncctl fetch --source ${source} --since ${r.since} --until ${r.until}`)
+          .map(
+            (r) =>
+              `syncctl fetch ${flag('source')} ${source} ${flag('since')} ${r.since} ${flag('until')} ${r.until}`,
+          )
           .join('  |  '),
       });
     }

@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import type { Checkpoints } from '../../state/checkpoints.js';
 import type { Logger } from '../../log.js';
+import { FETCH_SETTINGS, flagOf } from '../../settings/index.js';
 import {
   backfillRangeName,
   backfillWindowName,
@@ -138,7 +139,10 @@ export async function planBackfillRange(
   const rangeName = backfillRangeName(source, mode.since, until);
   if (options.restart) {
     const removed = await checkpoints.delete(rangeName);
-    if (removed > 0) logger.info(`discarded the progress of backfill ${mode.since} → ${until} (--restart)`);
+    if (removed > 0)
+      logger.info(
+        `discarded the progress of backfill ${mode.since} → ${until} (${flagOf(FETCH_SETTINGS, 'restart')})`,
+      );
   }
   const existing = await checkpoints.get<RangeRecord>(rangeName);
   if (!existing && options.resumeOnly) return { plan: null, before };
@@ -147,7 +151,7 @@ export async function planBackfillRange(
     range = existing;
     if (describeWindowSpec(existing.window) !== describeWindowSpec(mode.window)) {
       logger.warn(
-        `this backfill was started with --window ${describeWindowSpec(existing.window)}; keeping it so finished windows are not fetched again (--restart to re-cut)`,
+        `this backfill was started with ${flagOf(FETCH_SETTINGS, 'window')} ${describeWindowSpec(existing.window)}; keeping it so finished windows are not fetched again (${flagOf(FETCH_SETTINGS, 'restart')} to re-cut)`,
       );
     }
   } else {

@@ -1,6 +1,7 @@
 import type { FetchWindow } from '../../connectors/source.js';
 import type { Checkpoints } from '../../state/checkpoints.js';
 import type { Logger } from '../../log.js';
+import { FETCH_SETTINGS, flagOf } from '../../settings/index.js';
 import { incrementalCheckpointName, maxTime } from './plan.js';
 import {
   emptyProgress,
@@ -31,7 +32,9 @@ export async function planIncremental(
   // A run that stopped before its first durable page has nothing to continue: start afresh, with a new window.
   if (run && run.pages === 0 && !run.exhausted) run = null;
   if (run && options.restart) {
-    logger.info(`discarding the interrupted ${run.mode} run of ${source} (--restart)`);
+    logger.info(
+      `discarding the interrupted ${run.mode} run of ${source} (${flagOf(FETCH_SETTINGS, 'restart')})`,
+    );
     run = null;
   }
   // A full run covers everything an interrupted incremental run would have fetched, so it supersedes it;
