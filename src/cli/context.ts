@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { ConfigError, ExitCode, UsageError, type SyncError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import {
-  flagOf,
   GLOBAL_SETTINGS,
   loadSettings,
   profilesPath,
@@ -43,14 +42,11 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
   const globals = resolveSettings(GLOBAL_SETTINGS, settings, flags);
   const { quiet, verbose, json } = globals;
   setJsonOutput(json);
-  if (quiet && verbose)
-    throw new UsageError(
-      `${flagOf(GLOBAL_SETTINGS, 'quiet')} and ${flagOf(GLOBAL_SETTINGS, 'verbose')} cannot be used together`,
-    );
+  if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
   const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
   const brokers = () => {
     const list = parseBrokers(globals.brokers);
-    if (list.length === 0) throw new UsageError(`${flagOf(GLOBAL_SETTINGS, 'brokers')} is empty`);
+    if (list.length === 0) throw new UsageError('--brokers is empty');
     return list;
   };
   return {
