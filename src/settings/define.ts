@@ -70,6 +70,24 @@ export function whereToSet(key: string): string {
   return `${flagName(key)}, ${envName(key)} or profile key ${key}`;
 }
 
+function defined<G extends SettingGroup>(group: G, key: string): string {
+  if (!Object.hasOwn(group, key)) throw new Error(`${key} is not a setting of this group`);
+  return key;
+}
+
+/**
+ * A setting's flag for a message, e.g. flagOf(FETCH_SETTINGS, 'full') → "--full". Taking the group
+ * makes a hint that names a flag no command has a type error, not a silent lie.
+ */
+export function flagOf<G extends SettingGroup>(group: G, key: keyof G & string): string {
+  return flagName(defined(group, key));
+}
+
+/** "--crm-token / SYNCCTL_CRM_TOKEN" for hints; several settings are joined with ", ". */
+export function flagsAndEnv<G extends SettingGroup>(group: G, ...keys: (keyof G & string)[]): string {
+  return keys.map((key) => `${flagName(defined(group, key))} / ${envName(key)}`).join(', ');
+}
+
 /** "must be an integer ≥ 1" — the rule a value broke, in words. */
 export function describeRule(def: SettingDef): string {
   if (def.type === 'boolean') return 'must be true or false';
