@@ -14,6 +14,7 @@ import { Mutex } from './consume/mutex.js';
 import { fetchCommitted } from './consume/offsets.js';
 import { PendingDeliveries } from './consume/pending.js';
 import { RunControl } from './consume/run-control.js';
+import { retryWhileCoordinatorStarts, startupFailure } from './consume/startup-retry.js';
 import { leftAfterRun, summarize } from './consume/summary.js';
 import {
   CONSUME_DEFAULTS,
@@ -81,6 +82,7 @@ function resolveSettings(options: ConsumeOptions) {
     sessionTimeoutMs,
     maxDeliveryDelayMs,
     deliveryBacklog,
+    startupRetryMs: options.startupRetryMs ?? CONSUME_DEFAULTS.startupRetryMs,
   };
 }
 
@@ -143,7 +145,14 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
     });
     const mutex = new Mutex();
     const pending = new PendingDeliveries();
-    const offsets = await EndOffsets.open(admin, group, dataTopics, once);
+    // A broker that just started may still be loading the group's offsets: wait for it, bounded.
+    const offsets = await retryWhileCoordinatorStarts(() => EndOffsets.open(admin, group, dataTopics, once), {
+      timeoutMs: s.startupRetryMs,
+      logger,
+      action: "reading the group's committed offsets",
+    }).catch((err: unknown) => {
+      throw startupFailure(err, options.brokers, "reading the group's committed offsets");
+    });
     const member = new GroupMembership({
       kafka: options.kafka,
       brokers: options.brokers,
@@ -155,6 +164,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       control,
       offsets,
       mutex,
+      startupDeadline: started + s.startupRetryMs,
     });
     const delivery = new DeliveryScheduler({
       store,

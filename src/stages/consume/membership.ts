@@ -5,6 +5,7 @@ import type { EndOffsets } from './end-offsets.js';
 import type { Mutex } from './mutex.js';
 import type { OwedCommit } from './pending.js';
 import type { RunControl } from './run-control.js';
+import { isCoordinatorNotReady } from './startup-retry.js';
 import type { ConsumeTopics } from './types.js';
 
 /** Commits owed offsets; false when Kafka refused (they stay owed, or go with the next rebalance). */
@@ -21,6 +22,8 @@ export interface MembershipOptions {
   control: RunControl;
   offsets: EndOffsets;
   mutex: Mutex;
+  /** Until when (epoch ms) a consumer that crashes before joining because the coordinator is not ready may restart. */
+  startupDeadline: number;
 }
 
 /** What the run does with what the group hands this member. */
@@ -83,6 +86,10 @@ export class GroupMembership {
     }
   }
 
+  private mayRestartAtStartup(err: unknown): boolean {
+    return !this.joined && Date.now() < this.o.startupDeadline && isCoordinatorNotReady(err);
+  }
+
   /** Commits from inside a batch, through the batch's own payload. */
   commitInBatch(payload: EachBatchPayload): Committer {
     return async (commits) => {
@@ -131,8 +138,9 @@ export class GroupMembership {
       heartbeatInterval: this.heartbeatIntervalMs,
       maxWaitTimeInMs: once ? 500 : 2_000,
       allowAutoTopicCreation: false,
-      // With --once a consumer that cannot reach Kafka ends the run (exit 75) instead of restarting forever.
-      retry: { retries: 5, restartOnFailure: async () => !once },
+      // With --once a consumer that cannot reach Kafka ends the run (exit 75) instead of restarting
+      // forever — except, for a bounded time, a first join a just-started broker is not ready for.
+      retry: { retries: 5, restartOnFailure: async (err) => !once || this.mayRestartAtStartup(err) },
     });
     this.consumer = c;
     c.on(c.events.GROUP_JOIN, (event) => {

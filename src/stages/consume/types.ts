@@ -17,6 +17,8 @@ export const CONSUME_DEFAULTS = {
   maxDeliveryDelayMs: CONSUME_SETTINGS.maxDeliveryDelay.default * 1000,
   /** Dirty marks per delivery round before a drain is due regardless of age, in Analytics batches. */
   backlogBatches: 20,
+  /** How long start-up keeps retrying a group coordinator that is not ready yet (a broker just started). */
+  startupRetryMs: 30_000,
 } as const;
 
 export interface ConsumeOptions {
@@ -65,6 +67,11 @@ export interface ConsumeOptions {
    * one (default `backlogBatches` × `batchSize`).
    */
   deliveryBacklog?: number;
+  /**
+   * Start-up (reading offsets, joining the group): how long a group coordinator that is still
+   * loading or not elected yet is waited for before the run fails (exit 75).
+   */
+  startupRetryMs?: number;
 }
 
 export type ConsumeStatus = 'completed' | 'stopped' | 'failed';
