@@ -3,26 +3,19 @@ import { DeadLetterProducer } from '../connectors/dead-letter.js';
 import { toKafkaError } from '../connectors/kafka.js';
 import { InterruptedError, UsageError } from '../errors.js';
 import { silentLogger } from '../log.js';
-import { DEFAULT_TOPICS } from '../settings/index.js';
 import { MergeStore, newOwnerId } from '../state/merge-store.js';
 import { BatchHandler } from './consume/batch.js';
 import { DeliveryScheduler } from './consume/delivery.js';
 import { Drainer } from './consume/drain.js';
-import { EndOffsets } from './consume/end-offsets.js';
+import { EndOffsets, watchGroupProgress } from './consume/end-offsets.js';
 import { GroupMembership } from './consume/membership.js';
 import { Mutex } from './consume/mutex.js';
-import { fetchCommitted } from './consume/offsets.js';
+import { resolveSettings } from './consume/options.js';
 import { PendingDeliveries } from './consume/pending.js';
 import { RunControl } from './consume/run-control.js';
 import { retryWhileCoordinatorStarts, startupFailure } from './consume/startup-retry.js';
 import { leftAfterRun, summarize } from './consume/summary.js';
-import {
-  CONSUME_DEFAULTS,
-  newCounters,
-  type ConsumeOptions,
-  type ConsumeSummary,
-  type ConsumeTopics,
-} from './consume/types.js';
+import { newCounters, type ConsumeOptions, type ConsumeSummary } from './consume/types.js';
 
 export { CONSUME_DEFAULTS } from './consume/types.js';
 export type { ConsumeOptions, ConsumeStatus, ConsumeSummary, FinishReason } from './consume/types.js';
@@ -43,47 +36,6 @@ async function checkTopics(admin: Admin, brokers: string[], topics: string[]): P
       },
     );
   }
-}
-
-/** The options with defaults applied; bad values are usage errors before anything connects. */
-function resolveSettings(options: ConsumeOptions) {
-  const topics: ConsumeTopics = {
-    customers: options.customerTopic ?? DEFAULT_TOPICS.customers,
-    products: options.productTopic ?? DEFAULT_TOPICS.products,
-    deadLetter: options.deadLetterTopic ?? DEFAULT_TOPICS.deadLetter,
-  };
-  if (topics.customers === topics.products)
-    throw new UsageError('the customer and product topics must differ');
-  if (topics.deadLetter === topics.customers || topics.deadLetter === topics.products) {
-    throw new UsageError('the dead-letter topic must differ from the data topics');
-  }
-  const batchSize = options.batchSize ?? CONSUME_DEFAULTS.batchSize;
-  if (!Number.isInteger(batchSize) || batchSize < 1)
-    throw new UsageError(`--batch-size must be ≥ 1, got ${batchSize}`);
-  const sessionTimeoutMs = options.sessionTimeoutMs ?? CONSUME_DEFAULTS.sessionTimeoutMs;
-  if (sessionTimeoutMs < 6_000) throw new UsageError('--session-timeout must be at least 6 seconds');
-  const maxDeliveryDelayMs = options.maxDeliveryDelayMs ?? CONSUME_DEFAULTS.maxDeliveryDelayMs;
-  if (!Number.isFinite(maxDeliveryDelayMs) || maxDeliveryDelayMs < 0) {
-    throw new UsageError(`--max-delivery-delay must be ≥ 0 seconds, got ${maxDeliveryDelayMs / 1000}`);
-  }
-  const deliveryBacklog = options.deliveryBacklog ?? batchSize * CONSUME_DEFAULTS.backlogBatches;
-  if (!Number.isInteger(deliveryBacklog) || deliveryBacklog < 1) {
-    throw new UsageError(`the delivery backlog must be ≥ 1 customer, got ${deliveryBacklog}`);
-  }
-  return {
-    group: options.group ?? CONSUME_DEFAULTS.group,
-    topics,
-    dataTopics: [topics.customers, topics.products],
-    once: options.once ?? false,
-    batchSize,
-    idleTimeoutMs: options.idleTimeoutMs ?? CONSUME_DEFAULTS.idleTimeoutMs,
-    shutdownTimeoutMs: options.shutdownTimeoutMs ?? CONSUME_DEFAULTS.shutdownTimeoutMs,
-    leaseMs: options.leaseMs ?? CONSUME_DEFAULTS.leaseMs,
-    sessionTimeoutMs,
-    maxDeliveryDelayMs,
-    deliveryBacklog,
-    startupRetryMs: options.startupRetryMs ?? CONSUME_DEFAULTS.startupRetryMs,
-  };
 }
 
 /**
@@ -206,34 +158,17 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       timers.push(setInterval(() => delivery.tick(), 250));
       if (once) {
         timers.push(
-          setInterval(() => {
-            if (control.stopRequested) return;
-            void fetchCommitted(admin, group, dataTopics)
-              .then((fresh) => {
-                // Another instance's progress counts as activity: the group is moving.
-                if (offsets.refresh(fresh)) control.touch();
-                // Product partitions another instance finished before this one got them.
-                member.updateProductPhase();
-                if (offsets.isDone()) control.requestStop('end-offsets');
-                // Deferred delivery: another instance commits only when its drain is due.
-                else if (
-                  member.joined &&
-                  control.inFlight === 0 &&
-                  !delivery.draining &&
-                  Date.now() - control.lastActivity > s.idleTimeoutMs + s.maxDeliveryDelayMs
-                ) {
-                  control.giveUp(
-                    new InterruptedError(
-                      `no progress for ${s.idleTimeoutMs / 1000} s before reaching the end offsets seen at start (partitions held by an unresponsive instance, or a rebalance that does not finish); rerun to continue`,
-                    ),
-                    'idle-timeout',
-                  );
-                }
-              })
-              .catch((err: unknown) =>
-                logger.debug(`could not read committed offsets: ${(err as Error).message}`),
-              );
-          }, 1_000),
+          watchGroupProgress(offsets, {
+            admin,
+            group,
+            topics: dataTopics,
+            control,
+            membership: member,
+            delivery,
+            idleTimeoutMs: s.idleTimeoutMs,
+            maxDeliveryDelayMs: s.maxDeliveryDelayMs,
+            logger,
+          }),
         );
       } else {
         timers.push(setInterval(() => delivery.pickUpOrphans(), 2_000));

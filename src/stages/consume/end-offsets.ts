@@ -1,4 +1,8 @@
 import type { Admin } from 'kafkajs';
+import { InterruptedError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { DeliveryScheduler } from './delivery.js';
+import type { GroupMembership } from './membership.js';
 import {
   fetchCommitted,
   fetchEnds,
@@ -8,6 +12,7 @@ import {
   type PartitionId,
 } from './offsets.js';
 import type { OwedCommit } from './pending.js';
+import type { RunControl } from './run-control.js';
 
 export interface AssignedPartition {
   topic: string;
@@ -106,4 +111,51 @@ export class EndOffsets {
     this.committed = fresh;
     return moved;
   }
+}
+
+export interface ProgressWatchOptions {
+  admin: Admin;
+  group: string;
+  topics: string[];
+  control: RunControl;
+  membership: Pick<GroupMembership, 'joined' | 'updateProductPhase'>;
+  delivery: Pick<DeliveryScheduler, 'draining'>;
+  /** --idle-timeout. */
+  idleTimeoutMs: number;
+  /** Deferred delivery: another instance commits only when its drain is due, so it may look idle this much longer. */
+  maxDeliveryDelayMs: number;
+  logger: Logger;
+}
+
+/**
+ * --once, every second: reads the group's commits (another instance's progress counts), stops the
+ * run once every end offset is reached, and fails it (exit 75) when neither this instance nor the
+ * group moved for the idle timeout. Returns the timer to clear.
+ */
+export function watchGroupProgress(offsets: EndOffsets, o: ProgressWatchOptions): NodeJS.Timeout {
+  const { control, membership } = o;
+  return setInterval(() => {
+    if (control.stopRequested) return;
+    void fetchCommitted(o.admin, o.group, o.topics)
+      .then((fresh) => {
+        if (offsets.refresh(fresh)) control.touch();
+        // Product partitions another instance finished before this one got them.
+        membership.updateProductPhase();
+        if (offsets.isDone()) control.requestStop('end-offsets');
+        else if (
+          membership.joined &&
+          control.inFlight === 0 &&
+          !o.delivery.draining &&
+          Date.now() - control.lastActivity > o.idleTimeoutMs + o.maxDeliveryDelayMs
+        ) {
+          control.giveUp(
+            new InterruptedError(
+              `no progress for ${o.idleTimeoutMs / 1000} s before reaching the end offsets seen at start (partitions held by an unresponsive instance, or a rebalance that does not finish); rerun to continue`,
+            ),
+            'idle-timeout',
+          );
+        }
+      })
+      .catch((err: unknown) => o.logger.debug(`could not read committed offsets: ${(err as Error).message}`));
+  }, 1_000);
 }
