@@ -52,6 +52,8 @@ export interface ExportCsvOptions {
   since?: string;
   upload?: AnalyticsConfig;
   productRefPath?: string;
+  /** Rows per state-store query (memory is proportional to it). */
+  pageSize?: number;
   logger?: Logger;
 }
 
@@ -101,7 +103,10 @@ function rowsOf(
   options: ExportCsvOptions,
   since: string | null,
 ): { names: string[]; rows: AsyncGenerator<Cell[]> } {
-  const read = since === null ? {} : { since };
+  const read = {
+    ...(since === null ? {} : { since }),
+    ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+  };
   if (options.entity === 'unified') {
     const refs = options.productRefPath === undefined ? {} : { productRefPath: options.productRefPath };
     if (options.explode) {
