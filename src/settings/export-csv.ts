@@ -25,7 +25,6 @@ export const EXPORT_CSV_SETTINGS = defineSettings({
   },
   out: {
     type: 'string',
-    short: '-o',
     arg: '<file>',
     defaultText: 'stdout (unless --upload)',
     description: 'write the CSV to this file (through a temporary file, renamed when complete)',
@@ -39,7 +38,8 @@ export const EXPORT_CSV_SETTINGS = defineSettings({
   formulaEscape: {
     type: 'boolean',
     default: true,
-    description: "prefix ' to cells a spreadsheet would run as a formula (--no-formula-escape turns it off)",
+    description:
+      "text cells a spreadsheet would run as a formula (= + - @, tab, CR) get a leading ' (--no-formula-escape writes them as they are)",
   },
   since: {
     type: 'string',

@@ -1,11 +1,10 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { analyticsConfigFromSettings } from '../../connectors/analytics-sink.js';
 import { UsageError } from '../../errors.js';
 import { rejectDirectory } from '../../paths.js';
 import {
   ANALYTICS_SETTINGS,
   CONSUME_SETTINGS,
-  envName,
   EXPORT_CSV_SETTINGS,
   resolveSettings,
 } from '../../settings/index.js';
@@ -32,17 +31,7 @@ export default function register(program: Command): void {
   const command = program
     .command('export-csv')
     .description('write the unified view (or customers or products) from the state store as CSV');
-  addSettingOptions(
-    command,
-    EXPORT_CSV_SETTINGS,
-    Object.keys(EXPORT_CSV_SETTINGS).filter((k) => k !== 'formulaEscape'),
-  );
-  command.addOption(
-    new Option(
-      '--no-formula-escape',
-      `write cells starting with = + - @ tab CR as they are (${envName('formulaEscape')}=false)`,
-    ),
-  );
+  addSettingOptions(command, EXPORT_CSV_SETTINGS);
   addSettingOptions(command, CONSUME_SETTINGS, ['productRefPath']);
   addSettingOptions(command, ANALYTICS_SETTINGS)
     .addHelpText(
@@ -78,11 +67,7 @@ Examples:
     )
     .action(
       action(async (ctx, _opts, cmd) => {
-        const flags = {
-          ...cmd.opts(),
-          // commander gives a --no-… option a default of true; only an explicit flag may override the rest.
-          formulaEscape: cmd.getOptionValueSource('formulaEscape') === 'cli' ? false : undefined,
-        };
+        const flags = cmd.opts();
         const settings = resolveSettings(EXPORT_CSV_SETTINGS, ctx.settings, flags);
         const { productRefPath } = resolveSettings(CONSUME_SETTINGS, ctx.settings, flags);
         const columns = settings.columns
