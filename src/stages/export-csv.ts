@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { stringify } from 'csv-stringify';
 import { uploadCsv, type AnalyticsConfig, type UploadResult } from '../connectors/analytics-sink.js';
-import { UsageError } from '../errors.js';
+import { InterruptedError, UsageError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { Checkpoints } from '../state/checkpoints.js';
 import type { Db } from '../state/db.js';
@@ -55,6 +55,8 @@ export interface ExportCsvOptions {
   /** Rows per state-store query (memory is proportional to it). */
   pageSize?: number;
   logger?: Logger;
+  /** Stops the export (shutdown): nothing is renamed or uploaded, and it throws InterruptedError. */
+  signal?: AbortSignal;
 }
 
 export interface ExportCsvSummary {
@@ -155,10 +157,10 @@ function digest() {
 }
 
 /** Writes `source` to `path` through a hidden temporary file in the same directory, fsynced then renamed. */
-async function writeAtomically(path: string, streams: Stage[]): Promise<void> {
+async function writeAtomically(path: string, streams: Stage[], signal?: AbortSignal): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await pipeline([...streams, createWriteStream(temp, { flags: 'wx' })]);
+    await pipeline([...streams, createWriteStream(temp, { flags: 'wx' })], signal ? { signal } : {});
     const handle = await open(temp, 'r');
     try {
       await handle.sync();
@@ -171,6 +173,11 @@ async function writeAtomically(path: string, streams: Stage[]): Promise<void> {
     throw err;
   }
 }
+
+const interrupted = () =>
+  new InterruptedError('export-csv stopped by a signal: --out was left as it was, nothing was uploaded', {
+    hint: 'run the same command again',
+  });
 
 export async function exportCsv(options: ExportCsvOptions): Promise<ExportCsvSummary> {
   const started = Date.now();
@@ -205,6 +212,7 @@ export async function exportCsv(options: ExportCsvOptions): Promise<ExportCsvSum
   const hashed = digest();
   const source: Stage[] = [Readable.from(counted()), csv, hashed.stream];
   const gzip = (): Stage[] => (options.gzip ? [createGzip()] : []);
+  const stop = options.signal ? { signal: options.signal } : {};
   let spoolDir: string | undefined;
   let upload: ExportCsvSummary['upload'] = null;
   try {
@@ -213,21 +221,20 @@ export async function exportCsv(options: ExportCsvOptions): Promise<ExportCsvSum
       // The upload needs the plain CSV as a file it can send again on a retry.
       spoolDir = await mkdtemp(join(tmpdir(), 'syncctl-export-'));
       uploadPath = join(spoolDir, 'export.csv');
-      await pipeline([...source, createWriteStream(uploadPath)]);
+      await pipeline([...source, createWriteStream(uploadPath)], stop);
       if (options.out !== undefined)
-        await writeAtomically(options.out, [createReadStream(uploadPath), ...gzip()]);
+        await writeAtomically(options.out, [createReadStream(uploadPath), ...gzip()], options.signal);
     } else if (options.out !== undefined) {
-      await writeAtomically(options.out, [...source, ...gzip()]);
+      await writeAtomically(options.out, [...source, ...gzip()], options.signal);
       uploadPath = options.out;
     } else {
       if (!options.stdout) throw new UsageError('export-csv needs --out, --upload or an output stream');
-      await pipeline([...source, ...gzip(), options.stdout], {
-        end: false,
-      });
+      await pipeline([...source, ...gzip(), options.stdout], { ...stop, end: false });
     }
     const { bytes, sha256 } = hashed.result();
     if (options.upload && uploadPath !== undefined) {
       const idempotencyKey = `export-csv-${sha256}`;
+      if (options.signal?.aborted) throw interrupted();
       const result = await uploadCsv(options.upload, uploadPath, idempotencyKey, logger);
       upload = { ...result, idempotencyKey };
     }
@@ -246,6 +253,9 @@ export async function exportCsv(options: ExportCsvOptions): Promise<ExportCsvSum
       upload,
       durationMs: Date.now() - started,
     };
+  } catch (err) {
+    if (options.signal?.aborted && !(err instanceof InterruptedError)) throw interrupted();
+    throw err;
   } finally {
     if (spoolDir) await rm(spoolDir, { recursive: true, force: true });
   }

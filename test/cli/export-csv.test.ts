@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startAnalyticsServer, type AnalyticsServer } from '../../fixtures/analytics/server.js';
-import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { isolatedEnv, runSyncctl, startSyncctl, waitFor } from '../helpers/cli.js';
 import { openTestStore, seed, trickyItems } from '../helpers/export-data.js';
 import { tempDir } from '../helpers/temp.js';
 
@@ -105,5 +105,24 @@ describe('syncctl export-csv', () => {
     expect(since.code).toBe(2);
     const explode = await runSyncctl(['export-csv', '--entity', 'products', '--explode'], { env: env() });
     expect(explode.code).toBe(2);
+  });
+
+  it('SIGTERM mid-export leaves no --out and no temporary file (exit 75)', async () => {
+    const dir = tempDir('syncctl-export-cli-');
+    const state = join(dir, 'big.db');
+    // @ts-expect-error: a plain .mjs bench helper without types
+    const { seedExportState } = (await import('../../bench/export-seed.mjs')) as {
+      seedExportState: (path: string, size: number) => Promise<number>;
+    };
+    await seedExportState(state, 40_000);
+    const out = join(dir, 'view.csv');
+    const child = startSyncctl(['export-csv', '--out', out], isolatedEnv({ SYNCCTL_STATE: state }));
+    await waitFor('the temporary file', () => readdirSync(dir).some((f) => f.endsWith('.tmp')), 60_000);
+    child.process.kill('SIGTERM');
+    const { code } = await child.exited;
+    expect(code).toBe(75);
+    expect(child.stderr()).toMatch(/stopped by a signal/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });

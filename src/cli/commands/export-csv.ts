@@ -12,6 +12,7 @@ import { exportCsv, type ExportCsvSummary, type ExportEntity } from '../../stage
 import { DEFAULT_COLUMNS } from '../../stages/export-csv-columns.js';
 import { openDb } from '../../state/db.js';
 import { action } from '../context.js';
+import { stopOnSignals } from '../signals.js';
 import { addSettingOptions } from '../options.js';
 
 function describe(s: ExportCsvSummary): string {
@@ -89,6 +90,7 @@ Examples:
         if (settings.out !== undefined) rejectDirectory(settings.out, '--out');
         const upload = settings.upload ? analyticsConfigFromSettings(ctx.settings, flags) : undefined;
         const db = await openDb(ctx.statePath());
+        const stop = stopOnSignals((signal) => ctx.logger.warn(`${signal}: stopping the export`));
         let summary: ExportCsvSummary;
         try {
           summary = await exportCsv({
@@ -105,8 +107,10 @@ Examples:
             ...(upload ? { upload } : {}),
             productRefPath,
             logger: ctx.logger,
+            signal: stop.signal,
           });
         } finally {
+          stop.dispose();
           await db.close();
         }
         // With the CSV on stdout, the summary goes to stderr.
