@@ -26,8 +26,17 @@ import {
   verifyFetch,
   writeSample,
 } from './verify.mjs';
+import { seedExportState } from './export-seed.mjs';
 
-const CASES = ['publish', 'fetch-crm', 'fetch-inventory', 'fetch-crm-file', 'consume', 'consume-pg'];
+const CASES = [
+  'publish',
+  'fetch-crm',
+  'fetch-inventory',
+  'fetch-crm-file',
+  'consume',
+  'consume-pg',
+  'export-csv',
+];
 const sizes = (process.env.BENCH_SIZES ?? '20000,80000').split(',').map(Number);
 const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',').map((s) => s.trim()) : CASES;
 const pgBase = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -103,6 +112,18 @@ async function benchSize(size, smallest) {
     );
     results.push({ ...row, mbPerSecond: Number((summary.bytes / 1e6 / row.seconds).toFixed(1)) });
     rmSync(file);
+  }
+
+  if (want('export-csv')) {
+    const state = join(dir, `export-${size}.db`);
+    const out = join(dir, `export-${size}.csv`);
+    await seedExportState(state, size);
+    const { summary, row } = await timed('export-csv', size, ['--state', state, 'export-csv', '--out', out]);
+    expectEqual(`export-csv ${size}: rows`, summary.rows, size);
+    expectEqual(`export-csv ${size}: bytes in the file`, statSync(out).size, summary.bytes);
+    results.push({ ...row, mbPerSecond: Number((summary.bytes / 1e6 / row.seconds).toFixed(1)) });
+    rmSync(out);
+    rmSync(state, { force: true });
   }
 
   const consumes = ['consume', ...(smallest ? ['consume-pg'] : [])].filter(want);

@@ -4,3 +4,4 @@ export * from './registry.js';
 export * from './resolve.js';
 export * from './sources.js';
 export * from './stages.js';
+export * from './export-csv.js';

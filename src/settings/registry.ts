@@ -15,6 +15,7 @@ import {
   TOPIC_SETTINGS,
   TOPICS_ENSURE_SETTINGS,
 } from './stages.js';
+import { EXPORT_CSV_SETTINGS } from './export-csv.js';
 
 const GROUPS: readonly SettingGroup[] = [
   GLOBAL_SETTINGS,
@@ -28,6 +29,7 @@ const GROUPS: readonly SettingGroup[] = [
   INVENTORY_SETTINGS,
   ANALYTICS_SETTINGS,
   SANDBOX_SETTINGS,
+  EXPORT_CSV_SETTINGS,
 ];
 
 /** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */
