@@ -9,13 +9,11 @@
  * dependency is needed. Pages see rows committed before they are read: a customer merged during the
  * export appears if its id is not yet passed, and each record is consistent with its products as of
  * its page.
- *
- * The table layout is read here on purpose rather than through MergeStore, which is being split.
  */
 import type { Entity } from '../records/envelope.js';
 import { buildUnified, type MergedEntity, type UnifiedRecord } from '../merge/unified.js';
-import { DEFAULT_PRODUCT_REF_PATH, extractProductIds, parseProductRefPath } from '../merge/product-refs.js';
 import type { Db } from './db.js';
+import { MergeStore } from './merge-store.js';
 
 const TABLE: Record<Entity, string> = { customer: 'consume_customers', product: 'consume_products' };
 const COLUMNS = 'id, deleted, data, source_version, source_updated_at, content_hash, merged_at';
@@ -51,7 +49,7 @@ export interface ReadOptions {
 }
 
 export interface UnifiedReadOptions extends ReadOptions {
-  /** Where customer records list product ids (consume's --product-ref-path). */
+  /** consume's --product-ref-path: only used to upgrade a store written before references were ordered. */
   productRefPath?: string;
 }
 
@@ -111,9 +109,15 @@ async function loadProducts(db: Db, ids: string[]): Promise<Map<string, StoredEn
  * customer that is not deleted.
  */
 export async function* readUnifiedView(db: Db, options: UnifiedReadOptions = {}): AsyncGenerator<UnifiedRow> {
-  const refPath = parseProductRefPath(options.productRefPath ?? DEFAULT_PRODUCT_REF_PATH);
+  if (!(await tablesExist(db))) return;
+  // Opening upgrades a store an older syncctl wrote (reference order); an up-to-date one is only read.
+  const store = await MergeStore.open(db, {
+    ...(options.productRefPath !== undefined ? { productRefPath: options.productRefPath } : {}),
+  });
   for await (const customers of pages(db, 'customer', true, options.pageSize ?? 500)) {
-    const refs = customers.map((c) => extractProductIds(c.data, refPath));
+    // The references consume stored (from the envelope or --product-ref-path), in the record's order.
+    const stored = await store.entities.productRefs(customers.map((c) => c.id));
+    const refs = customers.map((c) => stored.get(c.id) ?? []);
     const products = await loadProducts(db, refs.flat());
     for (const [i, customer] of customers.entries()) {
       const ids = refs[i] as string[];
