@@ -613,6 +613,37 @@ export class MergeStore {
     });
   }
 
+  /**
+   * Marks customers for delivery again after Analytics refused them (replay-dlq): dirty with a new
+   * generation, and their dead-letter mark cleared in the same transaction, since the drain treats a
+   * record whose hash is the dead-lettered one as done. The delivered hash stays, so a record
+   * Analytics already holds is still not sent twice.
+   */
+  async remarkForDelivery(customerIds: string[]): Promise<{ gen: number; dirtied: number }> {
+    const ids = [...new Set(customerIds)].sort();
+    return this.tx(async (tx) => {
+      const gen = await this.nextGen(tx);
+      if (ids.length === 0) return { gen, dirtied: 0 };
+      const now = new Date().toISOString();
+      let dirtied = 0;
+      for (const part of chunks(ids)) {
+        const { changes } = await tx.run(
+          `INSERT INTO consume_dirty (customer_id, gen, first_gen, marked_at)
+           VALUES ${part.map(() => '(?, ?, ?, ?)').join(', ')}
+           ON CONFLICT (customer_id) DO UPDATE SET gen = excluded.gen, marked_at = excluded.marked_at`,
+          part.flatMap((id) => [id, gen, gen, now]),
+        );
+        dirtied += changes;
+        await tx.run(
+          `UPDATE consume_ledger SET dead_hash = NULL, dead_at = NULL
+           WHERE customer_id IN (${placeholders(part.length)})`,
+          part,
+        );
+      }
+      return { gen, dirtied };
+    });
+  }
+
   /** Dirty customers marked at or before `gen` (by anyone) that are not delivered yet. */
   async pendingUpTo(gen: number): Promise<number> {
     const rows = await this.db.query<{ n: number | string }>(

@@ -5,6 +5,7 @@ import registerPublish from './publish.js';
 import registerFetch from './fetch.js';
 import registerConfig from './config.js';
 import registerConsume from './consume.js';
+import registerReplayDlq from './replay-dlq.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
 export const COMMANDS: ((program: Command) => void)[] = [
@@ -13,5 +14,6 @@ export const COMMANDS: ((program: Command) => void)[] = [
   registerFetch,
   registerPublish,
   registerConsume,
+  registerReplayDlq,
   registerConfig,
 ];
