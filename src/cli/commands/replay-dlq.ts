@@ -1,8 +1,19 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
+import { readFileSync } from 'node:fs';
+import { analyticsConfigFromSettings, createAnalyticsSink } from '../../connectors/analytics-sink.js';
 import { createKafka } from '../../connectors/kafka.js';
-import { ExitCode, UsageError } from '../../errors.js';
-import { REPLAY_DLQ_SETTINGS, TOPIC_SETTINGS, type SettingValues } from '../../settings/index.js';
+import type { AnalyticsSink } from '../../connectors/sink.js';
+import { ExitCode, InputError, UsageError } from '../../errors.js';
+import {
+  ANALYTICS_SETTINGS,
+  CONSUME_SETTINGS,
+  REPLAY_DLQ_SETTINGS,
+  TOPIC_SETTINGS,
+  type SettingValues,
+} from '../../settings/index.js';
+import { openDb } from '../../state/db.js';
+import { replayDeadLetters, type ReplaySummary } from '../../stages/replay-dlq/replay.js';
 import { parseOffsetRanges, parseTime, type LetterFilter } from '../../stages/replay-dlq/filter.js';
 import { letterJson, type StoredLetter } from '../../stages/replay-dlq/letter.js';
 import {
@@ -23,7 +34,24 @@ Examples:
   $ syncctl replay-dlq                                   # every letter, as a table
   $ syncctl replay-dlq --count                           # how many per error class
   $ syncctl replay-dlq --error-class InvalidEnvelopeError --since 2026-12-01 --json > letters.ndjson
-  $ syncctl replay-dlq --show 42 --partition 0           # one letter whole: headers and value`;
+  $ syncctl replay-dlq --show 42 --partition 0           # one letter whole: headers and value
+  $ syncctl replay-dlq --replay --error-class SinkPermanentError --dry-run   # what would happen, and where
+  $ syncctl replay-dlq --replay --error-class SinkPermanentError --deliver   # re-mark and deliver now
+  $ syncctl replay-dlq --replay --from-file letters.ndjson                   # corrected values
+
+Replay: invalid messages go back to their source topic with their key, headers and value (or the
+corrected one) plus syncctl-replay-count; a message the consume stage would still refuse goes back
+to the dead-letter topic with its attempts raised instead. Records Analytics refused are marked for
+delivery again in the state store (--deliver delivers them now, else the next consume does).
+Letters whose value was truncated are refused unless --from-file gives the value. Each letter is
+replayed once: progress lives in the state store, so the same command run twice replays nothing.
+
+--from-file: NDJSON, one object per letter to replay: {"partition": 0, "offset": "12", "value": …}
+where value is the corrected message (a JSON object, or the text itself as a string) — the --json
+listing, edited. Only the letters it names are replayed.
+
+Exit codes: 0 everything selected replayed (or replayed before); 3 some failed again or were
+refused; 75 Kafka, Analytics or the state store unavailable (rerun: nothing is replayed twice).`;
 
 type Flags = SettingValues<typeof REPLAY_DLQ_SETTINGS>;
 
@@ -117,7 +145,115 @@ function showText(letter: StoredLetter): string {
   return lines.join('\n');
 }
 
-async function run(ctx: CliContext): Promise<ExitCode> {
+/** --from-file: corrected values by dead-letter position. */
+export function readCorrections(path: string): Map<string, Buffer | null> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read --from-file ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const out = new Map<string, Buffer | null>();
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    let entry: { partition?: unknown; offset?: unknown; value?: unknown };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch (err) {
+      throw new InputError(`--from-file ${path} line ${i + 1}: not JSON (${(err as Error).message})`);
+    }
+    const partition = Number(entry.partition);
+    const offset = String(entry.offset);
+    if (!Number.isInteger(partition) || partition < 0 || !/^\d+$/.test(offset) || !('value' in entry)) {
+      throw new InputError(
+        `--from-file ${path} line ${i + 1}: needs "partition", "offset" (the dead letter's) and "value"`,
+      );
+    }
+    const value = entry.value;
+    out.set(
+      `${partition}:${offset}`,
+      value === null ? null : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)),
+    );
+  });
+  if (out.size === 0) throw new InputError(`--from-file ${path} names no letters`);
+  return out;
+}
+
+const ACTION_TEXT: Record<string, string> = {
+  republish: 'republish to',
+  remark: 'mark for delivery in',
+  'fail-again': 'still invalid: back to',
+  'skip-replayed': 'skip',
+  refuse: 'refuse',
+};
+
+export function describeReplay(s: ReplaySummary): string {
+  const lines = s.items.map((item) => {
+    const what = `${item.dlq} ${item.kind}${item.customerId ? ` ${item.customerId}` : item.key ? ` key ${item.key}` : ''}${item.corrected ? ' (corrected)' : ''}`;
+    const where = item.target ? ` ${item.target}` : '';
+    return `${s.dryRun ? 'would ' : ''}${ACTION_TEXT[item.action] ?? item.action}${where}: ${what}${item.reason ? ` — ${item.reason}` : ''}`;
+  });
+  const head = s.dryRun ? 'dry run, nothing changed: ' : '';
+  lines.push(
+    `${head}${s.selected} letter(s) selected in ${s.deadLetterTopic}: replayed ${s.replayed} (${s.republished} republished, ${s.remarked} re-marked for delivery), failed again ${s.failedAgain}, skipped ${s.skipped} (${s.refused} refused)`,
+  );
+  if (s.delivery) {
+    lines.push(
+      `delivered ${s.delivery.delivered}, skipped ${s.delivery.skippedDuplicate} as duplicate, dead-lettered again ${s.delivery.deadLetteredRecords}, pending ${s.delivery.pending}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function replay(
+  ctx: CliContext,
+  flags: Flags,
+  filter: LetterFilter,
+  topics: SettingValues<typeof TOPIC_SETTINGS>,
+  cmd: Command,
+): Promise<ExitCode> {
+  const consume = ctx.resolve(CONSUME_SETTINGS);
+  const corrections = flags.fromFile !== undefined ? readCorrections(flags.fromFile) : undefined;
+  const kafkaOptions = ctx.kafkaOptions();
+  let sink: AnalyticsSink | undefined;
+  if (flags.deliver && !flags.dryRun)
+    sink = createAnalyticsSink(analyticsConfigFromSettings(ctx.settings, cmd.opts()), ctx.logger);
+  let summary: ReplaySummary;
+  try {
+    const db = await openDb(ctx.statePath());
+    try {
+      summary = await replayDeadLetters({
+        kafka: createKafka(kafkaOptions),
+        brokers: kafkaOptions.brokers,
+        db,
+        deadLetterTopic: topics.dlqTopic,
+        customerTopic: topics.customerTopic,
+        productTopic: topics.productTopic,
+        group: consume.group,
+        filter,
+        ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+        dryRun: flags.dryRun,
+        ...(corrections ? { corrections } : {}),
+        ...(sink ? { deliver: { sink, batchSize: consume.batchSize } } : {}),
+        productRefPath: consume.productRefPath,
+        logger: ctx.logger,
+      });
+    } finally {
+      await db.close().catch(() => {});
+    }
+  } finally {
+    await sink?.close().catch(() => {});
+  }
+  const code = report(ctx, {
+    data: summary,
+    text: describeReplay(summary),
+    exitCode: summary.exitCode,
+  });
+  if (summary.error) throw summary.error;
+  return code;
+}
+
+async function run(ctx: CliContext, cmd: Command): Promise<ExitCode> {
   const flags = ctx.resolve(REPLAY_DLQ_SETTINGS);
   const topics = ctx.resolve(TOPIC_SETTINGS);
   const filter = filterOf(flags);
@@ -131,6 +267,9 @@ async function run(ctx: CliContext): Promise<ExitCode> {
   const modes = [flags.count, flags.show !== undefined, flags.replay || flags.dryRun].filter(Boolean).length;
   if (modes > 1) throw new UsageError('choose one of --count, --show and --replay/--dry-run');
 
+  if (flags.replay || flags.dryRun) return replay(ctx, flags, filter, topics, cmd);
+  if (flags.fromFile !== undefined || flags.deliver)
+    throw new UsageError('--from-file and --deliver go with --replay');
   if (flags.show !== undefined) {
     const letter = await showDeadLetter({ ...base, partition: flags.partition, offset: flags.show });
     return report(ctx, { data: letterJson(letter, true), text: showText(letter) });
@@ -169,9 +308,11 @@ export default function register(program: Command): void {
     .description('list, count, show and replay dead-lettered messages and records');
   addSettingOptions(command, REPLAY_DLQ_SETTINGS);
   addSettingOptions(command, TOPIC_SETTINGS);
+  addSettingOptions(command, CONSUME_SETTINGS, ['group', 'batchSize', 'productRefPath']);
+  addSettingOptions(command, ANALYTICS_SETTINGS);
   command.addHelpText('after', EXAMPLES).action(async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command & { exitCodeResult?: number };
     const ctx = contextFrom(cmd);
-    cmd.exitCodeResult = await run(ctx);
+    cmd.exitCodeResult = await run(ctx, cmd);
   });
 }

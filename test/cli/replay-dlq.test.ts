@@ -1,0 +1,228 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DLQ_HEADER } from '../../src/connectors/dead-letter.js';
+import { ExitCode } from '../../src/errors.js';
+import { openDb } from '../../src/state/db.js';
+import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { customerId, firstRound, productId, publishAll, SourceWorld } from '../helpers/consume-data.js';
+import {
+  createHarness,
+  expectNothingStoredTwice,
+  expectViewMatches,
+  mergedCounts,
+  writeLog,
+  writesPerCustomer,
+  type Harness,
+} from '../helpers/consume-harness.js';
+import { readAll, testBrokers, testKafka } from '../helpers/kafka.js';
+import { tempDir } from '../helpers/temp.js';
+
+const harnesses: Harness[] = [];
+afterEach(async () => {
+  for (const h of harnesses.splice(0)) await h.close();
+});
+
+function replayArgs(h: Harness, extra: string[]): string[] {
+  return [
+    '--brokers',
+    testBrokers(),
+    '--state',
+    h.state,
+    'replay-dlq',
+    '--dlq-topic',
+    h.dlqTopic,
+    '--customer-topic',
+    h.customerTopic,
+    '--product-topic',
+    h.productTopic,
+    '--group',
+    h.group,
+    ...extra,
+  ];
+}
+
+async function endOffsets(topic: string): Promise<string> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    return JSON.stringify((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, o.high]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function progressRows(state: string): Promise<number> {
+  const db = await openDb(state);
+  try {
+    return Number((await db.query<{ n: number }>('SELECT COUNT(*) AS n FROM replay_dlq_progress'))[0]?.n);
+  } catch {
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+interface Letter {
+  partition: number;
+  offset: string;
+  kind: string;
+  key: string | null;
+  value: string | null;
+  attempts: number;
+  replayCount: number;
+  customerId: string | null;
+  error: { class: string };
+}
+
+describe('syncctl replay-dlq', () => {
+  it('round trip: a poison message and a refused record are listed, corrected, replayed once and delivered once', async () => {
+    const refused = customerId(4);
+    const h = await createHarness('sqlite', { faults: { poison: { customerIds: [refused] } } });
+    harnesses.push(h);
+    const env = isolatedEnv(h.cliEnv());
+    const cli = (extra: string[]) => runSyncctl(replayArgs(h, extra), { env, timeoutMs: 120_000 });
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 10, 5);
+    await publishAll([
+      { topic: h.productTopic, envelopes: productEnvelopes },
+      {
+        topic: h.customerTopic,
+        envelopes: customerEnvelopes,
+        raw: [
+          { key: 'poison-1', value: '{"not": "an envelope"}', headers: { 'x-origin': 'test' } },
+          { key: 'poison-2', value: 'garbage', headers: { 'x-origin': 'test' } },
+        ],
+      },
+    ]);
+    const consume = () => runSyncctl([...h.cliArgs(), '--once', '--json'], { env, timeoutMs: 120_000 });
+    const first = await consume();
+    expect(first.code, first.stderr).toBe(ExitCode.Partial);
+
+    // List: NDJSON, one object per letter.
+    const listed = await cli(['--json']);
+    expect(listed.code, listed.stderr).toBe(ExitCode.Ok);
+    const letters = listed.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Letter);
+    const messages = letters.filter((l) => l.kind === 'source-message');
+    expect(messages.map((l) => l.key).sort()).toEqual(['poison-1', 'poison-2']);
+    const records = letters.filter((l) => l.kind === 'unified-record');
+    expect(records.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(records.map((l) => l.customerId))).toEqual(new Set([refused]));
+
+    // Table, count, show, filters.
+    const table = await cli([]);
+    expect(table.code, table.stderr).toBe(ExitCode.Ok);
+    expect(table.stdout).toMatch(/InvalidEnvelopeError/);
+    expect(table.stdout).toMatch(/SinkPermanentError/);
+    const counted = await cli(['--count', '--json']);
+    const counts = JSON.parse(counted.stdout) as {
+      total: number;
+      byErrorClass: { errorClass: string; count: number }[];
+    };
+    expect(counts.total).toBe(letters.length);
+    expect(counts.byErrorClass.find((g) => g.errorClass === 'InvalidEnvelopeError')?.count).toBe(2);
+    const poison1 = messages.find((l) => l.key === 'poison-1') as Letter;
+    const shown = await cli(['--show', poison1.offset, '--partition', String(poison1.partition)]);
+    expect(shown.code, shown.stderr).toBe(ExitCode.Ok);
+    expect(shown.stdout).toContain('{"not": "an envelope"}');
+    expect(shown.stdout).toContain(`${DLQ_HEADER.sourceTopic}: ${h.customerTopic}`);
+    const filtered = await cli(['--json', '--error-class', 'InvalidEnvelopeError', '--key', 'poison-2']);
+    expect(filtered.stdout.trim().split('\n')).toHaveLength(1);
+    const byText = await cli(['--json', '--error', 'refused by this analytics', '--min-attempts', '1']);
+    expect(byText.stdout.trim().split('\n').length).toBe(records.length);
+    const none = await cli(['--json', '--until', '2000-01-01T00:00:00Z']);
+    expect(none.stdout.trim()).toBe('');
+    const byOffset = await cli(['--json', '--offset', `${poison1.partition}:${poison1.offset}`]);
+    expect((JSON.parse(byOffset.stdout.trim()) as Letter).key).toBe('poison-1');
+
+    // A dry run changes nothing on the broker, the state store or Analytics.
+    const before = {
+      dlq: await endOffsets(h.dlqTopic),
+      customers: await endOffsets(h.customerTopic),
+      log: (await writeLog(h.server)).length,
+      state: await mergedCounts(h.state),
+    };
+    const dry = await cli(['--replay', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(ExitCode.Partial); // poison-2 is still invalid
+    const plan = JSON.parse(dry.stdout) as {
+      dryRun: boolean;
+      items: { action: string; target: string; key: string }[];
+    };
+    expect(plan.dryRun).toBe(true);
+    expect(plan.items.find((i) => i.key === 'poison-1')).toMatchObject({ action: 'fail-again' });
+    expect(plan.items.filter((i) => i.action === 'remark')).toHaveLength(records.length);
+    expect(await endOffsets(h.dlqTopic)).toBe(before.dlq);
+    expect(await endOffsets(h.customerTopic)).toBe(before.customers);
+    expect((await writeLog(h.server)).length).toBe(before.log);
+    expect(await mergedCounts(h.state)).toEqual(before.state);
+    expect(await progressRows(h.state)).toBe(0);
+
+    // The operator fixes Analytics and corrects poison-1: a valid customer envelope.
+    h.server.setFaults({});
+    const fixedId = customerId(11);
+    const corrected = world.customerEnvelope(fixedId, 1, { productIds: [productId(1)] });
+    const file = join(tempDir('syncctl-replay-'), 'fixed.ndjson');
+    writeFileSync(
+      file,
+      [
+        JSON.stringify({ ...poison1, value: corrected }),
+        ...records.map((r) => JSON.stringify({ partition: r.partition, offset: r.offset, value: r.value })),
+      ].join('\n'),
+    );
+    const replay = await cli(['--replay', '--from-file', file, '--deliver', '--json']);
+    expect(replay.code, replay.stderr).toBe(ExitCode.Ok);
+    expect(JSON.parse(replay.stdout)).toMatchObject({
+      replayed: 1 + records.length,
+      republished: 1,
+      remarked: records.length,
+      failedAgain: 0,
+      delivery: { delivered: 1, deadLetteredRecords: 0 },
+    });
+    // The corrected message is back on its topic with its key, headers and a replay count.
+    const republished = (await readAll(h.customerTopic)).filter((m) => m.headers['syncctl-replay-count']);
+    expect(republished).toHaveLength(1);
+    expect(republished[0]).toMatchObject({
+      key: 'poison-1',
+      headers: { 'x-origin': 'test', 'syncctl-replay-count': '1' },
+    });
+
+    const second = await consume();
+    expect(second.code, second.stderr).toBe(ExitCode.Ok);
+    await expectViewMatches(h.server, world.expectedView());
+    const log = await expectNothingStoredTwice(h.server);
+    expect(writesPerCustomer(log).get(refused)).toBe(1);
+    expect(writesPerCustomer(log).get(fixedId)).toBe(1);
+
+    // The same replay again does nothing.
+    const offsets = await endOffsets(h.customerTopic);
+    const again = await cli(['--replay', '--from-file', file, '--deliver', '--json']);
+    expect(again.code, again.stderr).toBe(ExitCode.Ok);
+    expect(JSON.parse(again.stdout)).toMatchObject({
+      replayed: 0,
+      skipped: 1 + records.length,
+      failedAgain: 0,
+    });
+    expect(await endOffsets(h.customerTopic)).toBe(offsets);
+    expect((await writeLog(h.server)).length).toBe(log.length);
+
+    // poison-2 replayed as it is fails again: back to the dead-letter topic with attempts raised.
+    const dlqBefore = (await readAll(h.dlqTopic)).length;
+    const failing = await cli(['--replay', '--key', 'poison-2', '--json']);
+    expect(failing.code, failing.stderr).toBe(ExitCode.Partial);
+    expect(JSON.parse(failing.stdout)).toMatchObject({ replayed: 0, failedAgain: 1 });
+    const dlq = await readAll(h.dlqTopic);
+    expect(dlq).toHaveLength(dlqBefore + 1);
+    const back = dlq.filter((m) => m.key === 'poison-2').at(-1);
+    expect(back?.headers).toMatchObject({
+      [DLQ_HEADER.attempts]: '2',
+      'syncctl-replay-count': '1',
+      'x-origin': 'test',
+    });
+    const onceMore = await cli(['--replay', '--key', 'poison-2', '--json']);
+    // The original is done; the new letter (replay count 1) fails again in its turn.
+    expect(JSON.parse(onceMore.stdout)).toMatchObject({ skipped: 1, failedAgain: 1 });
+  });
+});
