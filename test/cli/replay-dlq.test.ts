@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DLQ_HEADER } from '../../src/connectors/dead-letter.js';
 import { ExitCode } from '../../src/errors.js';
 import { openDb } from '../../src/state/db.js';
-import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { isolatedEnv, runSyncctl, startSyncctl, waitFor } from '../helpers/cli.js';
 import { customerId, firstRound, productId, publishAll, SourceWorld } from '../helpers/consume-data.js';
 import {
   createHarness,
@@ -47,6 +47,25 @@ async function endOffsets(topic: string): Promise<string> {
   await admin.connect();
   try {
     return JSON.stringify((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, o.high]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function setMaxMessageBytes(topic: string, bytes: number): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: 2 /* TOPIC */,
+          name: topic,
+          configEntries: [{ name: 'max.message.bytes', value: String(bytes) }],
+        },
+      ],
+    });
   } finally {
     await admin.disconnect();
   }
@@ -224,5 +243,100 @@ describe('syncctl replay-dlq', () => {
     const onceMore = await cli(['--replay', '--key', 'poison-2', '--json']);
     // The original is done; the new letter (replay count 1) fails again in its turn.
     expect(JSON.parse(onceMore.stdout)).toMatchObject({ skipped: 1, failedAgain: 1 });
+  });
+
+  it('refuses truncated letters unless --from-file gives the value; a record refused again returns with attempts raised', async () => {
+    const refused = customerId(2);
+    const h = await createHarness('sqlite', { faults: { poison: { customerIds: [refused] } } });
+    harnesses.push(h);
+    await setMaxMessageBytes(h.dlqTopic, 8_192);
+    const env = isolatedEnv(h.cliEnv());
+    const cli = (extra: string[]) => runSyncctl(replayArgs(h, extra), { env, timeoutMs: 120_000 });
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 5, 3);
+    await publishAll([
+      { topic: h.productTopic, envelopes: productEnvelopes },
+      {
+        topic: h.customerTopic,
+        envelopes: customerEnvelopes,
+        raw: [{ key: 'big', value: `{"x": "${'y'.repeat(20_000)}"}` }],
+      },
+    ]);
+    const first = await runSyncctl([...h.cliArgs(), '--once'], { env, timeoutMs: 120_000 });
+    expect(first.code, first.stderr).toBe(ExitCode.Partial);
+    const letters = (await cli(['--json'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Letter & { truncated: boolean });
+    const big = letters.find((l) => l.key === 'big') as Letter & { truncated: boolean };
+    expect(big.truncated).toBe(true);
+    const original = letters.filter((l) => l.kind === 'unified-record');
+    expect(original.length).toBeGreaterThanOrEqual(1);
+
+    // Analytics still refuses the record: it comes back with more attempts; the truncated letter is refused.
+    const replay = await cli(['--replay', '--deliver', '--json']);
+    expect(replay.code, replay.stderr).toBe(ExitCode.Partial);
+    const summary = JSON.parse(replay.stdout) as {
+      refused: number;
+      remarked: number;
+      failedAgain: number;
+      items: { dlq: string; action: string; reason: string | null }[];
+    };
+    expect(summary).toMatchObject({ refused: 1, remarked: original.length });
+    expect(summary.failedAgain).toBeGreaterThanOrEqual(1);
+    expect(summary.items.find((i) => i.dlq === `${big.partition}:${big.offset}`)).toMatchObject({
+      action: 'refuse',
+      reason: expect.stringMatching(/truncated/) as unknown,
+    });
+    const after = (await readAll(h.dlqTopic)).filter((m) => m.headers[DLQ_HEADER.customerId] === refused);
+    const maxBefore = Math.max(...original.map((l) => l.attempts));
+    expect(after.length).toBeGreaterThan(original.length);
+    expect(Number(after.at(-1)?.headers[DLQ_HEADER.attempts])).toBeGreaterThan(maxBefore);
+
+    // --from-file supplies the truncated letter's value.
+    const file = join(tempDir('syncctl-replay-'), 'big.ndjson');
+    const envelope = world.customerEnvelope(customerId(6), 1, { productIds: [] });
+    writeFileSync(
+      file,
+      `${JSON.stringify({ partition: big.partition, offset: big.offset, value: envelope })}\n`,
+    );
+    const fixed = await cli(['--replay', '--from-file', file, '--json']);
+    expect(fixed.code, fixed.stderr).toBe(ExitCode.Ok);
+    expect(JSON.parse(fixed.stdout)).toMatchObject({ republished: 1, refused: 0 });
+  });
+
+  it('SIGKILL during a replay with --deliver, then a rerun: every record delivered exactly once', async () => {
+    const refused = Array.from({ length: 60 }, (_, i) => customerId(i + 1));
+    const h = await createHarness('sqlite', { faults: { poison: { customerIds: refused, mode: 'record' } } });
+    harnesses.push(h);
+    const env = isolatedEnv(h.cliEnv());
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 60, 5);
+    await publishAll([
+      { topic: h.productTopic, envelopes: productEnvelopes },
+      { topic: h.customerTopic, envelopes: customerEnvelopes },
+    ]);
+    const first = await runSyncctl([...h.cliArgs(), '--once'], { env, timeoutMs: 120_000 });
+    expect(first.code, first.stderr).toBe(ExitCode.Partial);
+    expect(await writeLog(h.server)).toHaveLength(0);
+
+    h.server.setFaults({ latencyMs: 300 });
+    const args = replayArgs(h, ['--replay', '--deliver', '--batch-size', '5', '--json']);
+    const run = startSyncctl(args, env);
+    await waitFor('some deliveries', async () => (await writeLog(h.server)).length >= 10);
+    run.process.kill('SIGKILL');
+    expect((await run.exited).signal).toBe('SIGKILL');
+    expect((await writeLog(h.server)).length).toBeLessThan(60);
+
+    h.server.setFaults({});
+    const rerun = await runSyncctl(args, { env, timeoutMs: 120_000 });
+    expect(rerun.code, rerun.stderr).toBe(ExitCode.Ok);
+    expect(JSON.parse(rerun.stdout)).toMatchObject({ failedAgain: 0, delivery: { pending: 0 } });
+    await expectViewMatches(h.server, world.expectedView());
+    const log = await expectNothingStoredTwice(h.server);
+    expect(writesPerCustomer(log)).toEqual(new Map(refused.map((id) => [id, 1])));
+    const again = await runSyncctl(args, { env, timeoutMs: 120_000 });
+    expect(JSON.parse(again.stdout)).toMatchObject({ replayed: 0, failedAgain: 0 });
+    expect(await writeLog(h.server)).toHaveLength(log.length);
   });
 });

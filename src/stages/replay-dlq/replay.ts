@@ -230,7 +230,12 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
       summary.remarked += remark.length;
       count();
     }
-    if (options.deliver && summary.remarked > 0) {
+    // Also when every letter was re-marked by an earlier run: one killed during its delivery left
+    // marks that this run delivers.
+    if (
+      options.deliver &&
+      plans.some((p) => p.item.action === 'remark' || p.item.kind === 'unified-record')
+    ) {
       if (!deadLettersOpen) {
         await deadLetters.connect();
         deadLettersOpen = true;
@@ -256,6 +261,12 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
         customerTopic: options.customerTopic ?? DEFAULT_TOPICS.customers,
         logger,
         counters,
+        attemptsBefore: new Map(
+          plans
+            .filter((p) => p.item.action === 'remark')
+            .map((p) => [p.item.customerId as string, p.attempts ?? 0] as const)
+            .sort((a, b) => a[1] - b[1]),
+        ),
       });
       await drainer.drain({ gen: await store.maxGen(), heartbeat: async () => {} });
       summary.delivery = { ...counters, pending: await store.pendingTotal() };
@@ -277,6 +288,8 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
 
 interface Plan {
   item: ReplayItem;
+  /** The letter's attempts so far. */
+  attempts?: number;
   message?: Message;
   again?: DeadLetter;
 }
@@ -304,7 +317,10 @@ function plan(
   if (replayed) return { item: { ...item, action: 'skip-replayed', reason: 'replayed by an earlier run' } };
   if (letter.kind === 'unified-record') {
     if (letter.customerId === null) return refuse('no customer id header');
-    return { item: { ...item, action: 'remark', target: 'state store (delivery outbox)' } };
+    return {
+      item: { ...item, action: 'remark', target: 'state store (delivery outbox)' },
+      attempts: letter.attempts,
+    };
   }
   if (letter.kind !== 'source-message')
     return refuse('not a syncctl dead letter (no syncctl-dlq-kind header)');
