@@ -321,4 +321,10 @@ export const REPLAY_DLQ_SETTINGS = defineSettings({
     default: false,
     description: 're-marked records refused by Analytics are delivered now instead of by the next consume',
   },
+  edit: {
+    type: 'boolean',
+    default: false,
+    description:
+      'open the selected letters in $VISUAL/$EDITOR as --from-file NDJSON: correct values, delete lines not to replay',
+  },
 });

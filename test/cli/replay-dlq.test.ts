@@ -243,6 +243,30 @@ describe('syncctl replay-dlq', () => {
     const onceMore = await cli(['--replay', '--key', 'poison-2', '--json']);
     // The original is done; the new letter (replay count 1) fails again in its turn.
     expect(JSON.parse(onceMore.stdout)).toMatchObject({ skipped: 1, failedAgain: 1 });
+
+    // --edit: the operator's editor gets the letters as NDJSON; here it writes a corrected last letter.
+    const latest = (await cli(['--json', '--key', 'poison-2'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Letter)
+      .at(-1) as Letter;
+    const editedId = customerId(12);
+    const edited = world.customerEnvelope(editedId, 1, { productIds: [] });
+    const prepared = join(tempDir('syncctl-replay-'), 'prepared.ndjson');
+    writeFileSync(
+      prepared,
+      `${JSON.stringify({ partition: latest.partition, offset: latest.offset, value: edited })}\n`,
+    );
+    const viaEditor = await runSyncctl(replayArgs(h, ['--replay', '--edit', '--key', 'poison-2', '--json']), {
+      env: { ...env, EDITOR: `cp '${prepared}'` },
+      timeoutMs: 120_000,
+    });
+    expect(viaEditor.code, viaEditor.stderr).toBe(ExitCode.Ok);
+    expect(JSON.parse(viaEditor.stdout)).toMatchObject({ selected: 1, republished: 1, failedAgain: 0 });
+    const third = await consume();
+    expect(third.code, third.stderr).toBe(ExitCode.Ok);
+    await expectViewMatches(h.server, world.expectedView());
+    expect(writesPerCustomer(await expectNothingStoredTwice(h.server)).get(editedId)).toBe(1);
   });
 
   it('refuses truncated letters unless --from-file gives the value; a record refused again returns with attempts raised', async () => {

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import Table from 'cli-table3';
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { analyticsConfigFromSettings, createAnalyticsSink } from '../../connectors/analytics-sink.js';
 import { createKafka } from '../../connectors/kafka.js';
 import type { AnalyticsSink } from '../../connectors/sink.js';
@@ -38,6 +41,7 @@ Examples:
   $ syncctl replay-dlq --replay --error-class SinkPermanentError --dry-run   # what would happen, and where
   $ syncctl replay-dlq --replay --error-class SinkPermanentError --deliver   # re-mark and deliver now
   $ syncctl replay-dlq --replay --from-file letters.ndjson                   # corrected values
+  $ syncctl replay-dlq --replay --edit --source-topic customer_data          # correct them in $EDITOR
 
 Replay: invalid messages go back to their source topic with their key, headers and value (or the
 corrected one) plus syncctl-replay-count; a message the consume stage would still refuse goes back
@@ -179,6 +183,56 @@ export function readCorrections(path: string): Map<string, Buffer | null> {
   return out;
 }
 
+/**
+ * --edit: the selected letters as --from-file NDJSON in a private temp file, opened in the
+ * operator's editor; what is left in the file when it closes is what gets replayed.
+ */
+async function editCorrections(
+  ctx: CliContext,
+  flags: Flags,
+  filter: LetterFilter,
+  topic: string,
+): Promise<Map<string, Buffer | null>> {
+  const kafkaOptions = ctx.kafkaOptions();
+  const list = await listDeadLetters({
+    kafka: createKafka(kafkaOptions),
+    brokers: kafkaOptions.brokers,
+    topic,
+    filter,
+    ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+    logger: ctx.logger,
+  });
+  if (list.letters.length === 0) throw new UsageError(`no dead letters in ${topic} match: nothing to edit`);
+  const editor = process.env.VISUAL || process.env.EDITOR || 'vi';
+  // Values may hold personal data: a private directory, removed afterwards.
+  const dir = mkdtempSync(join(tmpdir(), 'syncctl-replay-'));
+  try {
+    const file = join(dir, 'letters.ndjson');
+    const lines = list.letters.map((l) => {
+      const { partition, offset, kind, source, error, customerId, truncated } = letterJson(l);
+      const value = l.value === null ? null : l.value.toString('utf8');
+      let parsed: unknown = value;
+      try {
+        if (value !== null) parsed = JSON.parse(value);
+      } catch {
+        // not JSON: edited as text
+      }
+      return JSON.stringify({ partition, offset, kind, source, error, customerId, truncated, value: parsed });
+    });
+    writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+    // Through the shell: EDITOR often carries arguments ("code --wait").
+    const result = spawnSync(`${editor} "${file}"`, { stdio: 'inherit', shell: true });
+    if (result.status !== 0) {
+      throw new UsageError(
+        `the editor (${editor}) exited with ${result.status ?? result.signal}: nothing replayed`,
+      );
+    }
+    return readCorrections(file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const ACTION_TEXT: Record<string, string> = {
   republish: 'republish to',
   remark: 'mark for delivery in',
@@ -213,7 +267,13 @@ async function replay(
   cmd: Command,
 ): Promise<ExitCode> {
   const consume = ctx.resolve(CONSUME_SETTINGS);
-  const corrections = flags.fromFile !== undefined ? readCorrections(flags.fromFile) : undefined;
+  if (flags.edit && flags.fromFile !== undefined)
+    throw new UsageError('choose one of --edit and --from-file');
+  const corrections = flags.edit
+    ? await editCorrections(ctx, flags, filter, topics.dlqTopic)
+    : flags.fromFile !== undefined
+      ? readCorrections(flags.fromFile)
+      : undefined;
   const kafkaOptions = ctx.kafkaOptions();
   let sink: AnalyticsSink | undefined;
   if (flags.deliver && !flags.dryRun)
@@ -268,8 +328,8 @@ async function run(ctx: CliContext, cmd: Command): Promise<ExitCode> {
   if (modes > 1) throw new UsageError('choose one of --count, --show and --replay/--dry-run');
 
   if (flags.replay || flags.dryRun) return replay(ctx, flags, filter, topics, cmd);
-  if (flags.fromFile !== undefined || flags.deliver)
-    throw new UsageError('--from-file and --deliver go with --replay');
+  if (flags.fromFile !== undefined || flags.deliver || flags.edit)
+    throw new UsageError('--from-file, --edit and --deliver go with --replay');
   if (flags.show !== undefined) {
     const letter = await showDeadLetter({ ...base, partition: flags.partition, offset: flags.show });
     return report(ctx, { data: letterJson(letter, true), text: showText(letter) });
