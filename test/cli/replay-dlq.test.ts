@@ -52,6 +52,32 @@ async function endOffsets(topic: string): Promise<string> {
   }
 }
 
+/**
+ * On a freshly started, loaded broker the group coordinator may still be loading its offsets
+ * partitions; consume then exits 75 ("coordinator is loading"). These tests are about replay, so
+ * they wait for the coordinator first.
+ */
+async function coordinatorReady(h: Harness): Promise<void> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    await waitFor(
+      'the group coordinator',
+      async () => {
+        try {
+          await admin.fetchOffsets({ groupId: h.group, topics: [h.customerTopic] });
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      90_000,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 async function setMaxMessageBytes(topic: string, bytes: number): Promise<void> {
   const admin = testKafka().admin();
   await admin.connect();
@@ -99,6 +125,7 @@ describe('syncctl replay-dlq', () => {
     const refused = customerId(4);
     const h = await createHarness('sqlite', { faults: { poison: { customerIds: [refused] } } });
     harnesses.push(h);
+    await coordinatorReady(h);
     const env = isolatedEnv(h.cliEnv());
     const cli = (extra: string[]) => runSyncctl(replayArgs(h, extra), { env, timeoutMs: 120_000 });
     const world = new SourceWorld();
@@ -156,6 +183,13 @@ describe('syncctl replay-dlq', () => {
     expect(none.stdout.trim()).toBe('');
     const byOffset = await cli(['--json', '--offset', `${poison1.partition}:${poison1.offset}`]);
     expect((JSON.parse(byOffset.stdout.trim()) as Letter).key).toBe('poison-1');
+
+    // Reading left no consumer group behind (and so no committed offsets).
+    const admin = testKafka().admin();
+    await admin.connect();
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId);
+    await admin.disconnect();
+    expect(groups.filter((g) => g.startsWith('syncctl-replay-dlq-'))).toEqual([]);
 
     // A dry run changes nothing on the broker, the state store or Analytics.
     const before = {
@@ -273,6 +307,7 @@ describe('syncctl replay-dlq', () => {
     const refused = customerId(2);
     const h = await createHarness('sqlite', { faults: { poison: { customerIds: [refused] } } });
     harnesses.push(h);
+    await coordinatorReady(h);
     await setMaxMessageBytes(h.dlqTopic, 8_192);
     const env = isolatedEnv(h.cliEnv());
     const cli = (extra: string[]) => runSyncctl(replayArgs(h, extra), { env, timeoutMs: 120_000 });
@@ -333,6 +368,7 @@ describe('syncctl replay-dlq', () => {
     const refused = Array.from({ length: 60 }, (_, i) => customerId(i + 1));
     const h = await createHarness('sqlite', { faults: { poison: { customerIds: refused, mode: 'record' } } });
     harnesses.push(h);
+    await coordinatorReady(h);
     const env = isolatedEnv(h.cliEnv());
     const world = new SourceWorld();
     const { customerEnvelopes, productEnvelopes } = firstRound(world, 60, 5);

@@ -70,8 +70,9 @@ export async function scanDeadLetters(
   }
   if (remaining.size === 0) return ends;
 
+  const groupId = `syncctl-replay-dlq-${randomUUID()}`;
   const consumer: Consumer = options.kafka.consumer({
-    groupId: `syncctl-replay-dlq-${randomUUID()}`,
+    groupId,
     allowAutoTopicCreation: false,
   });
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
@@ -132,6 +133,20 @@ export async function scanDeadLetters(
     throw toKafkaError(err, options.brokers, `reading ${options.topic}`);
   } finally {
     await consumer.disconnect().catch(() => {});
+    await forgetGroup(options.kafka, groupId, logger);
   }
   return ends;
+}
+
+/** Deletes the throw-away group (it holds no offsets), so reading leaves no trace in the group list. */
+async function forgetGroup(kafka: Kafka, groupId: string, logger: Logger): Promise<void> {
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.deleteGroups([groupId]);
+  } catch (err) {
+    logger.debug(`could not delete the reader group ${groupId}: ${(err as Error).message}`);
+  } finally {
+    await admin.disconnect().catch(() => {});
+  }
 }
