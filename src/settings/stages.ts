@@ -275,7 +275,8 @@ export const REPLAY_DLQ_SETTINGS = defineSettings({
     type: 'integer',
     arg: '<n>',
     min: 1,
-    description: 'at most this many letters (after the filters)',
+    description:
+      'at most this many letters (after the filters; --replay does not count letters replayed before)',
   },
   offset: {
     type: 'string',

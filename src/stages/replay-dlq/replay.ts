@@ -107,13 +107,17 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
 
   const filter = options.filter ?? {};
   const selected: StoredLetter[] = [];
+  let fresh = 0;
   await scanDeadLetters(
     { kafka: options.kafka, brokers: options.brokers, topic: dlqTopic, offsets: filter.offsets, logger },
     (letter) => {
       if (!matches(filter, letter)) return true;
       if (options.corrections && !options.corrections.has(`${letter.partition}:${letter.offset}`))
         return true;
-      if (options.limit !== undefined && selected.length >= options.limit) return false;
+      // Letters replayed before do not count against --limit, so repeating a limited replay moves on.
+      const replayedBefore = done.has(`${letter.partition}:${letter.offset}`);
+      if (options.limit !== undefined && !replayedBefore && fresh >= options.limit) return false;
+      if (!replayedBefore) fresh++;
       selected.push(letter);
       return true;
     },
