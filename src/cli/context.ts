@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, ExitCode, UsageError, type SyncError } from '../errors.js';
-import { createLogger, type Logger } from '../log.js';
+import { randomUUID } from 'node:crypto';
+import { createLogger, setActiveLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
 import {
   GLOBAL_SETTINGS,
   loadSettings,
@@ -13,6 +14,7 @@ import {
 import { parseBrokers, type KafkaOptions } from '../connectors/kafka.js';
 import { defaultStatePath } from '../state/db.js';
 import { setJsonOutput, writeStdout } from './output.js';
+import { renderTable, type TableStyle } from './table.js';
 
 export interface GlobalFlags {
   profile?: string;
@@ -32,18 +34,46 @@ export interface CliContext {
   /** The state store location (--state, or the default SQLite file). */
   statePath(): string;
   stdout(text: string, verbatim?: boolean): void;
+  /** A table in the chosen output form (-o table|plain, --no-headers). */
+  table(head: string[], rows: unknown[][]): string;
   /** Whether progress animation may be shown (a terminal, not CI, not --json/--quiet). */
   interactive: boolean;
+}
+
+/** One id per process: every log line of this invocation carries it. */
+const RUN_ID = randomUUID();
+
+const LEVELS: Record<string, LogLevel> = { error: 'quiet', warn: 'warn', info: 'info', debug: 'verbose' };
+
+/** --log-level when given; else --quiet / --verbose. */
+function logLevelOf(globals: SettingValues<typeof GLOBAL_SETTINGS>): LogLevel {
+  if (globals.logLevel !== undefined) return LEVELS[globals.logLevel] ?? 'info';
+  return globals.quiet ? 'quiet' : globals.verbose ? 'verbose' : 'info';
+}
+
+/** The command path below the program, e.g. "fetch" or "topics ensure". */
+function stageOf(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
 }
 
 export function contextFrom(command: Command, options: ActionOptions = {}): CliContext {
   const flags = command.optsWithGlobals<GlobalFlags & Record<string, unknown>>();
   const settings = loadProfile(flags.profile, options);
   const globals = resolveSettings(GLOBAL_SETTINGS, settings, flags);
-  const { quiet, verbose, json } = globals;
+  const { quiet, verbose } = globals;
+  const json = globals.json || globals.output === 'json';
+  const tableStyle: TableStyle =
+    globals.output === 'plain' || (globals.output === undefined && !process.stdout.isTTY) ? 'plain' : 'table';
   setJsonOutput(json);
   if (quiet && verbose) throw new UsageError('--quiet and --verbose cannot be used together');
-  const logger = createLogger(quiet ? 'quiet' : verbose ? 'verbose' : 'info');
+  const logger = createLogger(logLevelOf(globals), undefined, {
+    format: globals.logFormat as LogFormat,
+    ...(globals.logFile !== undefined ? { file: globals.logFile } : {}),
+    bindings: { runId: RUN_ID, stage: stageOf(command) },
+  });
+  setActiveLogger(logger);
   const brokers = () => {
     const list = parseBrokers(globals.brokers);
     if (list.length === 0) throw new UsageError('--brokers is empty');
@@ -59,6 +89,7 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
     kafkaOptions: () => ({ brokers: brokers(), logger, connectTimeoutMs: globals.connectTimeout }),
     statePath: () => globals.state ?? defaultStatePath(),
     stdout: writeStdout,
+    table: (head, rows) => renderTable(head, rows, { style: tableStyle, headers: globals.headers }),
     interactive: Boolean(process.stderr.isTTY) && !process.env.CI && !json && !quiet,
   };
 }

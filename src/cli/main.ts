@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ExitCode, toSyncError, UsageError, type SyncError } from '../errors.js';
 import { COMMANDS } from './commands/index.js';
+import { activeLogger, setActiveLogger } from '../log.js';
 import { redact } from '../redact.js';
 import { GLOBAL_SETTINGS } from '../settings/index.js';
 import { addSettingOptions } from './options.js';
@@ -45,7 +46,9 @@ function wantsJson(argv: string[]): boolean {
   const known = jsonOutput();
   if (known !== undefined) return known;
   const end = argv.indexOf('--');
-  if ((end === -1 ? argv : argv.slice(0, end)).includes('--json')) return true;
+  const args = end === -1 ? argv : argv.slice(0, end);
+  if (args.includes('--json') || args.includes('--output=json') || args.includes('-ojson')) return true;
+  if (args.some((a, i) => (a === '-o' || a === '--output') && args[i + 1] === 'json')) return true;
   return /^(1|true|yes|on)$/i.test(process.env.SYNCCTL_JSON ?? '');
 }
 
@@ -63,6 +66,7 @@ function errorDocument(err: SyncError): string {
 /** Parses argv, runs one command and returns its exit code; never exits by itself. */
 export async function runCli(argv: string[]): Promise<number> {
   resetOutput();
+  setActiveLogger(undefined);
   const program = buildProgram();
   let exitCode: number = ExitCode.Ok;
   program.hook('postAction', (_thisCommand, actionCommand) => {
@@ -85,7 +89,19 @@ export async function runCli(argv: string[]): Promise<number> {
     } else {
       syncError = toSyncError(err);
       const verbose = argv.includes('-v') || argv.includes('--verbose');
-      process.stderr.write(describe(syncError, verbose));
+      const logger = activeLogger();
+      if (logger) {
+        // Through the command's logger: one JSON line under --log-format json, and into --log-file.
+        logger.error(syncError.message, {
+          code: syncError.code,
+          exitCode: syncError.exitCode,
+          ...(syncError.hint ? { hint: syncError.hint } : {}),
+        });
+        if (logger.format === 'human')
+          process.stderr.write(describe(syncError, verbose).replace(/^.*\n/, ''));
+      } else {
+        process.stderr.write(describe(syncError, verbose));
+      }
     }
     if (wantsJson(argv) && !stdoutUsed()) process.stdout.write(errorDocument(syncError));
     return syncError.exitCode;

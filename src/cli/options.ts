@@ -9,6 +9,8 @@ export function addSettingOptions(command: Command, group: SettingGroup, only?: 
   for (const [key, def] of Object.entries(group)) {
     if (only && !only.includes(key)) continue;
     command.addOption(new Option(flagSpec(key, def), helpText(key, def)));
+    // commander presets a --no-x switch to true; unset, so the environment and profile still count.
+    if (def.type === 'boolean' && def.default === true) command.setOptionValue(key, undefined);
   }
   return command;
 }

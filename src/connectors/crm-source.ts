@@ -1,8 +1,8 @@
 /**
  * The CRM source: any paginated REST/JSON API, by configuration. Paging is got's pagination API
  * (one yielded item per HTTP page, so pages keep their cursor and backpressure holds: the next page
- * is requested only when the caller asks for it); retries are got's (exponential backoff with
- * jitter, Retry-After honoured, transient failures only, unparseable bodies included).
+ * is requested only when the caller asks for it); retries are got's, driven by the shared policy of
+ * ./retry-policy.ts (transient failures only, unparseable bodies included, Retry-After honoured).
  */
 import got, { HTTPError, ParseError, RequestError, parseLinkHeader, type Got, type Response } from 'got';
 import {
@@ -14,7 +14,14 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import { CRM_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
+import {
+  CRM_SETTINGS,
+  FETCH_SETTINGS,
+  flagOf,
+  flagsAndEnv,
+  resolveSettings,
+  type SettingsSource,
+} from '../settings/index.js';
 import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
 import {
   WindowRecords,
@@ -30,7 +37,7 @@ import {
   definedOnly,
   settingErrors,
 } from './source-settings.js';
-import { RETRY_ERROR_CODES, RETRY_STATUS_CODES } from './http-retry.js';
+import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
 
 export { readPath };
 
@@ -199,21 +206,16 @@ export class CrmSource implements SourceConnector {
       headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
       responseType: 'json',
       timeout: { request: config.timeoutMs },
-      retry: {
-        limit: config.retries,
-        methods: ['GET'],
-        statusCodes: RETRY_STATUS_CODES,
-        errorCodes: RETRY_ERROR_CODES,
-        backoffLimit: config.backoffLimitMs,
-        maxRetryAfter: config.maxRetryAfterMs,
-        calculateDelay: ({ computedValue, retryAfter }) => {
-          // 0 means got's own rules say stop (limit, method, status, Retry-After too long).
-          if (computedValue === 0) return 0;
-          if (retryAfter !== undefined) return computedValue;
-          // "Equal jitter" on top of got's exponential value, so parallel windows do not retry in lockstep.
-          return computedValue / 2 + Math.random() * (computedValue / 2);
+      // got's own base delay (1 s): the CRM settings bound only the cap and the Retry-After.
+      retry: gotRetryOptions(
+        {
+          retries: config.retries,
+          backoffMs: 1_000,
+          backoffLimitMs: config.backoffLimitMs,
+          maxRetryAfterMs: config.maxRetryAfterMs,
         },
-      },
+        ['GET'],
+      ),
       hooks: {
         beforeRequest: [
           () => {
@@ -248,7 +250,9 @@ export class CrmSource implements SourceConnector {
       if (typeof cursor !== 'object' || cursor.style !== config.pagination) {
         throw new ConfigError(
           `cannot resume: the saved CRM cursor was made with pagination "${String(cursor?.style)}", the CRM is now configured as "${config.pagination}"`,
-          { hint: 'rerun with --full (or a fresh backfill) after changing the pagination style' },
+          {
+            hint: `rerun with ${flagOf(FETCH_SETTINGS, 'full')} (or a fresh backfill) after changing the pagination style`,
+          },
         );
       }
       if (cursor.kind === 'url' && typeof cursor.url === 'string')
@@ -286,7 +290,7 @@ export class CrmSource implements SourceConnector {
       throw new SourcePermanentError(
         `the CRM's next-page link points to another origin (${url.origin}), refusing to send the token there: ${redact(raw)}`,
         {
-          hint: `check --crm-url (${this.origin}) against the URLs the CRM returns`,
+          hint: `check ${flagOf(CRM_SETTINGS, 'crmUrl')} (${this.origin}) against the URLs the CRM returns`,
         },
       );
     }
@@ -422,30 +426,30 @@ export class CrmSource implements SourceConnector {
       const what = describeStatus(err.response);
       if (status === 401) {
         return new SourcePermanentError(`the CRM refused the token (401) for ${where}`, {
-          hint: `check --crm-token / SYNCCTL_CRM_TOKEN`,
+          hint: `check ${flagsAndEnv(CRM_SETTINGS, 'crmToken')}`,
           details,
           cause,
         });
       }
       if (status === 403) {
         return new SourcePermanentError(`the CRM token may not read customers (403) for ${where}`, {
-          hint: 'use a token with read access to customers (--crm-token / SYNCCTL_CRM_TOKEN)',
+          hint: `use a token with read access to customers (${flagsAndEnv(CRM_SETTINGS, 'crmToken')})`,
           details,
           cause,
         });
       }
       if (status === 404) {
         return new SourcePermanentError(`the CRM has no such resource (404): ${where}`, {
-          hint: 'check --crm-url and --crm-path (SYNCCTL_CRM_URL, SYNCCTL_CRM_PATH)',
+          hint: `check ${flagsAndEnv(CRM_SETTINGS, 'crmUrl', 'crmPath')}`,
           details,
           cause,
         });
       }
-      if (status === 429 || status === 408 || status >= 500) {
+      if (isTransientStatus(status)) {
         const retryAfter = err.response.headers['retry-after'];
         const tail =
           status === 429 && retryAfter
-            ? ` (Retry-After ${retryAfter} s; more than --crm-max-retry-after waits are not made)`
+            ? ` (Retry-After ${retryAfter} s; more than ${flagOf(CRM_SETTINGS, 'crmMaxRetryAfter')} waits are not made)`
             : '';
         return new SourceTransientError(`the CRM kept failing with ${what} on ${where}${after}${tail}`, {
           hint: 'try again later; a rerun resumes after the last durable page',
@@ -454,7 +458,7 @@ export class CrmSource implements SourceConnector {
         });
       }
       return new SourcePermanentError(`the CRM rejected the request with ${what}: ${where}`, {
-        hint: 'check the CRM settings (--crm-path, --crm-page-size-param, --crm-since-param, …)',
+        hint: `check the CRM settings (${(['crmPath', 'crmPageSizeParam', 'crmSinceParam'] as const).map((k) => flagOf(CRM_SETTINGS, k)).join(', ')}, …)`,
         details,
         cause,
       });
@@ -473,7 +477,7 @@ export class CrmSource implements SourceConnector {
       return new SourceTransientError(
         `cannot fetch ${where}${after}: ${err.code ?? ''} ${cause.message}`.replace(/\s+/g, ' '),
         {
-          hint: 'check that the CRM is reachable (--crm-url); a rerun resumes after the last durable page',
+          hint: `check that the CRM is reachable (${flagOf(CRM_SETTINGS, 'crmUrl')}); a rerun resumes after the last durable page`,
           details,
           cause,
         },

@@ -1,9 +1,9 @@
 /**
  * The Inventory source: a SOAP 1.1 service with a paged listing operation, through the `soap` client
  * built from the service's own WSDL. got does not carry SOAP calls (soap speaks through its own HTTP
- * client), so the retry policy lives here: bounded attempts, exponential backoff with equal jitter,
- * Retry-After honoured, transient failures only — 5xx, 429, timeouts, connection errors, SOAP
- * Server faults and bodies that are not valid XML. Authentication and other Client faults, a broken
+ * client), so the retry loop lives here, asking the shared policy (./retry-policy.ts) what is
+ * transient and how long to wait: 5xx, 429, timeouts, connection errors, SOAP Server faults and
+ * bodies that are not valid XML are retried. Authentication and other Client faults, a broken
  * WSDL and 4xx answers stop at once with a message saying what to fix.
  *
  * One yielded SourcePage per SOAP call; the next call is made only when the caller asks for the next
@@ -21,8 +21,24 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import { INVENTORY_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
+import {
+  FETCH_SETTINGS,
+  flagOf,
+  flagsAndEnv,
+  INVENTORY_SETTINGS,
+  resolveSettings,
+  type SettingsSource,
+} from '../settings/index.js';
 import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
+import {
+  backoffDelay,
+  isTransientErrorCode,
+  isTransientStatus,
+  parseRetryAfter,
+  retryAfterDelay,
+  retryAfterTooLong,
+  type RetryPolicy,
+} from './retry-policy.js';
 import {
   WindowRecords,
   emptyRecordStats,
@@ -228,22 +244,6 @@ interface SoapFaultInfo {
   status: number | undefined;
 }
 
-const NETWORK_CODES = new Set([
-  'ECONNABORTED',
-  'ETIMEDOUT',
-  'ERR_CANCELED',
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ENOTFOUND',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'EAI_AGAIN',
-  'ERR_NETWORK',
-  'ERR_BAD_RESPONSE',
-  'ERR_SOCKET_CONNECTION_TIMEOUT',
-]);
-
 function shorten(text: string, max = 300): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
   return oneLine.length > max ? `${oneLine.slice(0, max)}…` : oneLine;
@@ -278,16 +278,6 @@ function faultOf(err: unknown): SoapFaultInfo | undefined {
     detail: textOf(fault.Detail),
     status,
   };
-}
-
-/** Seconds or an HTTP date → ms from now; undefined when absent or unreadable. */
-export function parseRetryAfter(value: unknown, now = Date.now()): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (typeof text !== 'string' && typeof text !== 'number') return undefined;
-  const raw = String(text).trim();
-  if (/^\d+(\.\d+)?$/.test(raw)) return Math.round(Number(raw) * 1000);
-  const at = Date.parse(raw);
-  return Number.isFinite(at) ? Math.max(0, at - now) : undefined;
 }
 
 /** Sorts one failed SOAP call (or WSDL download) into what the operator and the retry loop need. */
@@ -327,7 +317,7 @@ function classify(err: unknown): Failure {
     const what = `HTTP ${status} (${type})`;
     if (status === 401 || status === 403) return { kind: 'auth', message: what };
     if (status === 404 || status === 410) return { kind: 'not-found', message: what };
-    if (status === 408 || status === 429 || status >= 500) {
+    if (isTransientStatus(status)) {
       return { kind: 'transient', message: what, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
     }
     return { kind: 'rejected', message: what };
@@ -345,8 +335,7 @@ function classify(err: unknown): Failure {
   if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
     return { kind: 'transient', message: `timed out (${code})` };
   }
-  if (code !== undefined && NETWORK_CODES.has(code))
-    return { kind: 'transient', message: `${code}: ${message}` };
+  if (isTransientErrorCode(code)) return { kind: 'transient', message: `${code}: ${message}` };
   if (/Cannot parse response|Unexpected|Unclosed|Invalid|non-whitespace|Text data outside/i.test(message)) {
     return {
       kind: 'malformed',
@@ -394,12 +383,9 @@ export class InventorySource implements SourceConnector {
     return out;
   }
 
-  /** Exponential backoff with equal jitter; a Retry-After is waited for exactly (never less). */
-  private delayFor(retry: number, failure: Failure): number {
-    if (failure.retryAfterMs !== undefined) return failure.retryAfterMs;
-    const { backoffBaseMs, backoffLimitMs } = this.config;
-    const computed = Math.min(backoffLimitMs, backoffBaseMs * 2 ** (retry - 1));
-    return Math.round(computed / 2 + this.random() * (computed / 2));
+  private get policy(): RetryPolicy {
+    const { retries, backoffBaseMs, backoffLimitMs, maxRetryAfterMs } = this.config;
+    return { retries, backoffMs: backoffBaseMs, backoffLimitMs, maxRetryAfterMs };
   }
 
   /**
@@ -416,11 +402,14 @@ export class InventorySource implements SourceConnector {
         failure.message = this.scrub(failure.message);
         const retryable = failure.kind === 'transient' || failure.kind === 'malformed';
         if (!retryable || attempt >= attempts) throw new RetriesExhausted(failure, attempt);
-        if (failure.retryAfterMs !== undefined && failure.retryAfterMs > this.config.maxRetryAfterMs) {
-          failure.message += `; the service asked to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, more than --inventory-max-retry-after (${this.config.maxRetryAfterMs} ms)`;
+        if (failure.retryAfterMs !== undefined && retryAfterTooLong(failure.retryAfterMs, this.policy)) {
+          failure.message += `; the service asked to wait ${Math.ceil(failure.retryAfterMs / 1000)} s, more than ${flagOf(INVENTORY_SETTINGS, 'inventoryMaxRetryAfter')} (${this.config.maxRetryAfterMs} ms)`;
           throw new RetriesExhausted(failure, attempt);
         }
-        const delay = this.delayFor(attempt, failure);
+        const delay =
+          failure.retryAfterMs === undefined
+            ? backoffDelay(attempt, this.policy, this.random)
+            : retryAfterDelay(failure.retryAfterMs, this.random);
         this.counters.retries++;
         this.logger?.debug(
           `Inventory ${what}: attempt ${attempt} of ${attempts} failed (${failure.message}); retrying in ${delay} ms`,
@@ -443,7 +432,7 @@ export class InventorySource implements SourceConnector {
   private async createClient(): Promise<soap.Client> {
     const { config } = this;
     const wsdl = this.scrub(config.wsdlUrl);
-    const envHint = 'check --inventory-wsdl / SYNCCTL_INVENTORY_WSDL';
+    const envHint = `check ${flagsAndEnv(INVENTORY_SETTINGS, 'inventoryWsdl')}`;
     let client: soap.Client;
     try {
       client = await this.withRetries('WSDL download', async () => {
@@ -491,7 +480,9 @@ export class InventorySource implements SourceConnector {
     if (!operations.includes(config.operation)) {
       throw new SourcePermanentError(
         `the Inventory WSDL at ${wsdl} has no operation ${config.operation} (it has: ${operations.join(', ') || 'none'})`,
-        { hint: `check ${envHint}, or name the listing operation with --inventory-operation` },
+        {
+          hint: `check ${envHint}, or name the listing operation with ${flagOf(INVENTORY_SETTINGS, 'inventoryOperation')}`,
+        },
       );
     }
     if (config.user !== '') {
@@ -516,9 +507,9 @@ export class InventorySource implements SourceConnector {
     if (since !== undefined || until !== undefined) {
       if (request.modifiedSince === '' || request.modifiedUntil === '') {
         throw new ConfigError(
-          'the Inventory service is configured without time filters, so --since/--until cannot be used',
+          `the Inventory service is configured without time filters, so ${flagOf(FETCH_SETTINGS, 'since')}/${flagOf(FETCH_SETTINGS, 'until')} cannot be used`,
           {
-            hint: 'set --inventory-since-param and --inventory-until-param, or fetch with --full',
+            hint: `set ${flagOf(INVENTORY_SETTINGS, 'inventorySinceParam')} and ${flagOf(INVENTORY_SETTINGS, 'inventoryUntilParam')}, or fetch with ${flagOf(FETCH_SETTINGS, 'full')}`,
           },
         );
       }
@@ -613,7 +604,7 @@ export class InventorySource implements SourceConnector {
     if (resumeFrom !== undefined && resumeFrom !== null && typeof resumeFrom !== 'string') {
       throw new ConfigError(
         `cannot resume: the saved Inventory cursor is not a page token: ${shorten(JSON.stringify(resumeFrom), 100)}`,
-        { hint: 'rerun with --full (or restart the backfill)' },
+        { hint: `rerun with ${flagOf(FETCH_SETTINGS, 'full')} (or restart the backfill)` },
       );
     }
     const client = await this.open();
@@ -663,21 +654,21 @@ export class InventorySource implements SourceConnector {
         return new SourcePermanentError(
           `the Inventory service rejected the credentials on ${where}: ${failure.message}`,
           {
-            hint: 'check --inventory-user / --inventory-password (SYNCCTL_INVENTORY_USER / SYNCCTL_INVENTORY_PASSWORD)',
+            hint: `check ${flagsAndEnv(INVENTORY_SETTINGS, 'inventoryUser', 'inventoryPassword')}`,
             details,
           },
         );
       case 'not-found':
         return new SourcePermanentError(`the Inventory endpoint answered ${failure.message} on ${where}`, {
-          hint: "check the WSDL's soap:address, or set --inventory-endpoint / SYNCCTL_INVENTORY_ENDPOINT",
+          hint: `check the WSDL's soap:address, or set ${flagsAndEnv(INVENTORY_SETTINGS, 'inventoryEndpoint')}`,
           details,
         });
       case 'rejected':
         return new SourcePermanentError(`the Inventory service rejected ${where}: ${failure.message}`, {
           hint:
             token === undefined
-              ? 'check --inventory-page-size and the request element names (--inventory-*-param)'
-              : 'the saved page token may no longer be valid: rerun with --full, or restart the backfill',
+              ? `check ${flagOf(INVENTORY_SETTINGS, 'inventoryPageSize')} and the request element names (--inventory-*-param)`
+              : `the saved page token may no longer be valid: rerun with ${flagOf(FETCH_SETTINGS, 'full')}, or restart the backfill`,
           details,
         });
       case 'malformed':
@@ -714,11 +705,11 @@ function wsdlFailure(err: unknown): unknown {
   if (status) {
     const code = Number(status[1]);
     const what = `HTTP ${code} for the WSDL`;
-    if (code === 408 || code === 429 || code >= 500) return new SourceTransientError(what);
+    if (isTransientStatus(code)) return new SourceTransientError(what);
     return new SourcePermanentError(what);
   }
   const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (NETWORK_CODES.has(code) || code === 'ECONNABORTED')) return err;
+  if (isTransientErrorCode(code)) return err;
   // Anything else is a document the soap package could not read as a WSDL.
   return new SourcePermanentError(`not a usable WSDL document (${shorten(err.message, 200)})`);
 }

@@ -35,9 +35,17 @@ export function parseBrokers(value: string | string[]): string[] {
 function logCreator(logger: Logger) {
   return () =>
     ({ log }: LogEntry) => {
-      const { message, ...extra } = log;
+      const {
+        message,
+        timestamp: _timestamp,
+        logger: _name,
+        ...extra
+      } = log as LogEntry['log'] & {
+        logger?: string;
+      };
       logger.debug(
         `kafkajs ${log.namespace ?? ''}: ${message}${extra.error ? ` (${String(extra.error)})` : ''}`,
+        { component: 'kafkajs', ...extra },
       );
     };
 }

@@ -1,53 +1,74 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { Serial } from './serial.js';
 
+/** What every reject line carries; writers add their own context (line number, source window, …). */
 export interface Reject {
-  line: number;
   reason: string;
-  /** The original line as text (invalid bytes replaced), so an operator can fix and re-publish it. */
+  /** The original record as text (invalid bytes replaced), so an operator can fix and re-send it. */
   raw: string;
+}
+
+export interface RejectFileOptions {
+  /** Keep what an earlier, interrupted run wrote (a resumed fetch) instead of starting the file anew. */
+  append?: boolean;
+  /**
+   * fsync each add before it resolves: for callers that record progress right after (fetch moves a
+   * checkpoint), so a reject is never lost to a kill.
+   */
+  durable?: boolean;
 }
 
 const MAX_RAW = 64 * 1024;
 
-/** NDJSON reject file, created only when the first reject arrives; every write is flushed before close resolves. */
-export class RejectFile {
-  private stream: WriteStream | undefined;
+/** A reject keeps enough of the record to identify and fix it, not all of an oversized one. */
+function clip(raw: string): string {
+  return raw.length > MAX_RAW ? `${raw.slice(0, MAX_RAW)}…` : raw;
+}
+
+/**
+ * The NDJSON reject file of publish and fetch: one JSON object per reject, `raw` clipped to 64 KiB.
+ * Created only when the first reject arrives; adds are written in call order.
+ */
+export class RejectFile<R extends Reject = Reject> {
+  private handle: FileHandle | undefined;
+  private readonly serial = new Serial();
   count = 0;
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly options: RejectFileOptions = {},
+  ) {}
 
-  private failure: Error | undefined;
-
-  private writeError(err: Error): InputError {
-    return new InputError(`cannot write the reject file ${this.path}: ${err.message}`, { cause: err });
+  /** Whether this run wrote to the file. */
+  get used(): boolean {
+    return this.handle !== undefined;
   }
 
-  async add(reject: Reject): Promise<void> {
-    if (!this.stream) {
-      const stream = createWriteStream(this.path, { flags: 'w' });
-      // Without a listener an open or write failure is an unhandled 'error' event: a crash with a stack.
-      stream.on('error', (err) => (this.failure ??= err));
+  add(reject: R): Promise<void> {
+    return this.addAll([reject]);
+  }
+
+  addAll(rejects: readonly R[]): Promise<void> {
+    if (rejects.length === 0) return Promise.resolve();
+    return this.serial.run(async () => {
       try {
-        await once(stream, 'ready');
+        this.handle ??= await open(this.path, this.options.append ? 'a' : 'w');
+        const lines = rejects.map((r) => JSON.stringify({ ...r, raw: clip(r.raw) })).join('\n');
+        await this.handle.write(`${lines}\n`);
+        if (this.options.durable) await this.handle.datasync();
       } catch (err) {
-        throw this.writeError(err as Error);
+        throw new InputError(`cannot write the reject file ${this.path}: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
-      this.stream = stream;
-    }
-    if (this.failure) throw this.writeError(this.failure);
-    this.count++;
-    const raw = reject.raw.length > MAX_RAW ? `${reject.raw.slice(0, MAX_RAW)}…` : reject.raw;
-    if (!this.stream.write(`${JSON.stringify({ ...reject, raw })}\n`)) await once(this.stream, 'drain');
+      this.count += rejects.length;
+    });
   }
 
-  async close(): Promise<void> {
-    if (!this.stream) return;
-    const stream = this.stream;
-    this.stream = undefined;
-    await new Promise<void>((resolve, reject) =>
-      stream.end((err?: Error | null) => (err ? reject(err) : resolve())),
-    );
+  close(): Promise<void> {
+    return this.serial.run(async () => {
+      await this.handle?.close();
+    });
   }
 }

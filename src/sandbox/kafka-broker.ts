@@ -3,6 +3,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSy
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { SandboxError } from '../errors.js';
+import { flagOf, GLOBAL_SETTINGS } from '../settings/index.js';
 import { defaultCacheDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
 
 /** Keep in step with kafka/pom.xml. */
@@ -48,7 +49,7 @@ export function installKafka(log: (line: string) => void = () => {}): string {
   if (result.error || result.status !== 0) {
     throw new SandboxError(`could not resolve Apache Kafka ${KAFKA_VERSION} with Maven`, {
       cause: result.error,
-      hint: 'install Java 17+ and Maven, or point --brokers at an existing Kafka',
+      hint: `install Java 17+ and Maven, or point ${flagOf(GLOBAL_SETTINGS, 'brokers')} at an existing Kafka`,
     });
   }
   writeFileSync(join(dir, '.complete'), `${KAFKA_VERSION}\n`);

@@ -70,6 +70,24 @@ export function whereToSet(key: string): string {
   return `${flagName(key)}, ${envName(key)} or profile key ${key}`;
 }
 
+function defined<G extends SettingGroup>(group: G, key: string): string {
+  if (!Object.hasOwn(group, key)) throw new Error(`${key} is not a setting of this group`);
+  return key;
+}
+
+/**
+ * A setting's flag for a message, e.g. flagOf(FETCH_SETTINGS, 'full') → "--full". Taking the group
+ * makes a hint that names a flag no command has a type error, not a silent lie.
+ */
+export function flagOf<G extends SettingGroup>(group: G, key: keyof G & string): string {
+  return flagName(defined(group, key));
+}
+
+/** "--crm-token / SYNCCTL_CRM_TOKEN" for hints; several settings are joined with ", ". */
+export function flagsAndEnv<G extends SettingGroup>(group: G, ...keys: (keyof G & string)[]): string {
+  return keys.map((key) => `${flagName(defined(group, key))} / ${envName(key)}`).join(', ');
+}
+
 /** "must be an integer ≥ 1" — the rule a value broke, in words. */
 export function describeRule(def: SettingDef): string {
   if (def.type === 'boolean') return 'must be true or false';
@@ -98,7 +116,8 @@ export function helpText(key: string, def: SettingDef): string {
 
 /** The commander flag spec, e.g. "-s, --source <name>". */
 export function flagSpec(key: string, def: SettingDef): string {
-  const long = flagName(key);
+  // A switch that is on by default is turned off with --no-<name> (commander's negatable form).
+  const long = def.type === 'boolean' && def.default === true ? `--no-${kebab(key)}` : flagName(key);
   const value = def.type === 'boolean' ? '' : ` ${def.arg ?? (def.type === 'integer' ? '<n>' : '<value>')}`;
   return `${def.short ? `${def.short}, ` : ''}${long}${value}`;
 }

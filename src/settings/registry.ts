@@ -7,6 +7,7 @@ import { describeRule, type SettingDef, type SettingGroup, type SettingValue } f
 import { ANALYTICS_SETTINGS, CRM_SETTINGS, INVENTORY_SETTINGS } from './sources.js';
 import {
   CONSUME_SETTINGS,
+  DOCTOR_SETTINGS,
   FETCH_SETTINGS,
   GLOBAL_SETTINGS,
   PUBLISH_SETTINGS,
@@ -20,6 +21,7 @@ const GROUPS: readonly SettingGroup[] = [
   GLOBAL_SETTINGS,
   TOPIC_SETTINGS,
   TOPICS_ENSURE_SETTINGS,
+  DOCTOR_SETTINGS,
   FETCH_SETTINGS,
   PUBLISH_SETTINGS,
   CONSUME_SETTINGS,

@@ -18,8 +18,42 @@ export const GLOBAL_SETTINGS = defineSettings({
     description: 'how long connecting to Kafka may take before the broker counts as unreachable (exit 75)',
   },
   json: { type: 'boolean', default: false, description: 'print results as JSON on stdout' },
+  output: {
+    type: 'string',
+    short: '-o',
+    arg: '<format>',
+    choices: ['table', 'plain', 'json'],
+    defaultText: 'table on a terminal, plain otherwise',
+    description: 'results as boxed tables, plain tab-separated rows (one per line), or JSON (same as --json)',
+  },
+  headers: {
+    type: 'boolean',
+    default: true,
+    description: 'plain tables: print the header row (--no-headers leaves it out)',
+  },
+
   quiet: { type: 'boolean', short: '-q', default: false, description: 'print only errors' },
   verbose: { type: 'boolean', short: '-v', default: false, description: 'print debug diagnostics on stderr' },
+  logFormat: {
+    type: 'string',
+    arg: '<format>',
+    choices: ['human', 'json'],
+    default: 'human',
+    description: 'diagnostics on stderr as human lines or as JSON lines (pino) for a log shipper',
+  },
+  logLevel: {
+    type: 'string',
+    arg: '<level>',
+    choices: ['error', 'warn', 'info', 'debug'],
+    defaultText: 'info (error with --quiet, debug with --verbose)',
+    description: 'least severe diagnostics shown',
+  },
+  logFile: {
+    type: 'string',
+    arg: '<path>',
+    nonEmpty: true,
+    description: 'also append diagnostics to this file as JSON lines',
+  },
   state: {
     type: 'string',
     arg: '<path>',
@@ -71,6 +105,16 @@ export const TOPICS_ENSURE_SETTINGS = defineSettings({
   },
   dlqPartitions: { type: 'integer', min: 1, default: 1, description: 'partitions of the dead-letter topic' },
   replicationFactor: { type: 'integer', short: '-r', min: 1, default: 1, description: 'replication factor' },
+});
+
+export const DOCTOR_SETTINGS = defineSettings({
+  checkTimeout: {
+    type: 'integer',
+    arg: '<seconds>',
+    min: 1,
+    default: 15,
+    description: 'doctor: how long each check may take before it fails as "no answer"',
+  },
 });
 
 export const FETCH_SETTINGS = defineSettings({

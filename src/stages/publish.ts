@@ -14,7 +14,7 @@ import {
 import { DEFAULT_MAX_MESSAGE_BYTES, type MessageSizeLimit } from '../connectors/kafka.js';
 import type { Logger } from '../log.js';
 import { readRawLines } from '../io/lines.js';
-import { RejectFile } from '../io/reject-file.js';
+import { RejectFile, type Reject } from '../io/reject-file.js';
 import { parseEnvelopeLine, TOPIC_OF, type Envelope } from '../records/envelope.js';
 
 export interface PublishOptions {
@@ -64,7 +64,7 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
   } else {
     input = options.input;
   }
-  const rejects = new RejectFile(options.rejectsPath);
+  const rejects = new RejectFile<Reject & { line: number }>(options.rejectsPath);
   const publisher = dryRun
     ? undefined
     : new KafkaPublisher(options.kafka, options.brokers, options.topic, options.logger);

@@ -11,10 +11,17 @@ import type { SourceConnector } from '../connectors/source.js';
 import type { Logger } from '../log.js';
 import { rejectDirectory } from '../paths.js';
 import type { Source } from '../records/envelope.js';
-import { CONSUME_SETTINGS, resolveSettings, TOPIC_SETTINGS, type SettingsSource } from '../settings/index.js';
+import {
+  CONSUME_SETTINGS,
+  FETCH_SETTINGS,
+  flagOf,
+  resolveSettings,
+  TOPIC_SETTINGS,
+  type SettingsSource,
+} from '../settings/index.js';
 import { openDb, redactUrl, type Db } from '../state/db.js';
 import type { ConsumeOptions } from './consume.js';
-import type { OutputSpec } from './fetch-output.js';
+import type { OutputSpec } from './fetch/output.js';
 
 /** Where the settings come from: the profile and environment, and a command's flags over them. */
 export interface SettingsInput {
@@ -58,8 +65,8 @@ export async function openFetch(
   const { source, target, logger } = input;
   const rejectsPath = input.rejects ?? defaultRejects(source, target);
   // Before any request: the reject file is opened only at the first reject, after work is done.
-  if (target.kind === 'file') rejectDirectory(target.path, '--out');
-  rejectDirectory(rejectsPath, '--rejects');
+  if (target.kind === 'file') rejectDirectory(target.path, flagOf(FETCH_SETTINGS, 'out'));
+  rejectDirectory(rejectsPath, flagOf(FETCH_SETTINGS, 'rejects'));
   const output: OutputSpec =
     target.kind === 'kafka'
       ? {

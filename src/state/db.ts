@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { ConfigError, StateError, StateUnavailableError, type SyncError } from '../errors.js';
+import { flagsAndEnv, GLOBAL_SETTINGS } from '../settings/index.js';
 import { defaultStateDir, describeFsError, ensureDir, statOrUndefined } from '../paths.js';
 
 export type SqlValue = string | number | bigint | null | Buffer;
@@ -193,7 +194,7 @@ function postgresOpenError(location: string, err: unknown): SyncError {
   if (code === 'ENOTFOUND' || (typeof code === 'string' && PG_CONFIG_SQLSTATES.has(code))) {
     return new ConfigError(`cannot open ${where}: ${message}`, {
       ...options,
-      hint: 'check the host, database name and credentials in --state / SYNCCTL_STATE',
+      hint: `check the host, database name and credentials in ${flagsAndEnv(GLOBAL_SETTINGS, 'state')}`,
     });
   }
   return new StateError(`cannot open ${where}: ${message}`, options);

@@ -68,8 +68,19 @@ describe('syncctl topics ensure (real broker)', () => {
     const again = await ensure('--json', '--partitions', '3');
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ created: 0, existing: 3, conflicts: 0 });
-    const text = await ensure('--partitions', '3');
-    expect(text.stdout).toMatch(new RegExp(`${c}\\s*│\\s*exists`));
+    const boxed = await ensure('--partitions', '3', '-o', 'table');
+    expect(boxed.stdout).toMatch(new RegExp(`${c}\\s*│\\s*exists`));
+    // Not a terminal: plain tab-separated rows, no box drawing and no escape sequences.
+    const plain = await ensure('--partitions', '3');
+    expect(plain.stdout.split('\n')).toContain(`${c}\texists\t3\t1\t`);
+    expect(plain.stdout.split('\n')[0]).toBe('topic\tstatus\tpartitions\treplication\tnotes');
+    expect(plain.stdout).not.toMatch(/[│─┌]/);
+    expect(plain.stdout).not.toContain('\u001b');
+    const bare = await ensure('--partitions', '3', '-o', 'plain', '--no-headers');
+    expect(bare.stdout.trim().split('\n')).toHaveLength(3);
+    expect(bare.stdout).not.toContain('topic\tstatus');
+    const asJson = await ensure('--partitions', '3', '-o', 'json');
+    expect(JSON.parse(asJson.stdout)).toMatchObject({ existing: 3 });
     const conflict = await ensure('--partitions', '5');
     expect(conflict.code).toBe(1);
     expect(conflict.stderr).toMatch(new RegExp(`topic ${c} exists but has 3 partitions, 5 wanted`));

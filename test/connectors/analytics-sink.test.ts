@@ -7,7 +7,6 @@ import { Command } from 'commander';
 import {
   analyticsConfigFromSettings,
   createAnalyticsSink,
-  retryDelay,
   uploadCsv,
   type AnalyticsConfig,
   type HttpAnalyticsSink,
@@ -367,25 +366,6 @@ describe('HttpAnalyticsSink: permanent failures', () => {
     const err = await sink.deliver(records(2, 10), 'reused').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SinkPermanentError);
     expect((err as Error).message).toMatch(/Idempotency-Key was used for different content \(422\)/);
-  });
-});
-
-describe('retryDelay', () => {
-  const config = { backoffMs: 100, backoffLimitMs: 1_000 };
-  it('stops when got says stop, honours Retry-After and grows exponentially with jitter', () => {
-    expect(retryDelay({ attemptCount: 1, computedValue: 0, retryAfter: undefined }, config)).toBe(0);
-    const ra = retryDelay({ attemptCount: 1, computedValue: 2_000, retryAfter: 2_000 }, config);
-    expect(ra).toBeGreaterThanOrEqual(2_000);
-    expect(ra).toBeLessThanOrEqual(2_200);
-    for (const [attempt, lo, hi] of [
-      [1, 50, 100],
-      [3, 200, 400],
-      [10, 500, 1_000],
-    ] as const) {
-      const d = retryDelay({ attemptCount: attempt, computedValue: 1, retryAfter: undefined }, config);
-      expect(d).toBeGreaterThanOrEqual(lo);
-      expect(d).toBeLessThanOrEqual(hi);
-    }
   });
 });
 

@@ -11,7 +11,6 @@ import type { InventorySource } from '../../src/connectors/inventory-source.js';
 import {
   inventoryConfigFromSettings,
   openInventorySource,
-  parseRetryAfter,
   type InventorySourceInput,
 } from '../../src/connectors/inventory-source.js';
 import type { FetchWindow, SourcePage } from '../../src/connectors/source.js';
@@ -141,12 +140,6 @@ describe('inventory source configuration', () => {
     expect(() => inventoryConfigFromSettings(settings({ SYNCCTL_INVENTORY_WSDL: 'ftp://x' }))).toThrow(
       /http\(s\)/,
     );
-  });
-
-  it('parses Retry-After as seconds or an HTTP date', () => {
-    expect(parseRetryAfter('2')).toBe(2000);
-    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4000)).toBe(6000);
-    expect(parseRetryAfter('soon')).toBeUndefined();
   });
 });
 

@@ -8,7 +8,7 @@ import { CrmSource } from '../../src/connectors/crm-source.js';
 import { contentHashOf, type Envelope } from '../../src/records/envelope.js';
 import { openDb, type Db } from '../../src/state/db.js';
 import { Checkpoints } from '../../src/state/checkpoints.js';
-import { parseWindowSpec } from '../../src/stages/fetch-plan.js';
+import { parseWindowSpec } from '../../src/stages/fetch/plan.js';
 import { fetch, type FetchOptions } from '../../src/stages/fetch.js';
 import { duplicates, idsOf, readNdjson, tempDir } from '../cli/fetch-helpers.js';
 import { uniqueName } from '../helpers/kafka.js';

@@ -5,11 +5,12 @@ import type { Source } from '../../records/envelope.js';
 import {
   CRM_SETTINGS,
   FETCH_SETTINGS,
+  flagOf,
   INVENTORY_SETTINGS,
   isSecretKey,
   keyOfFlag,
 } from '../../settings/index.js';
-import { parseTime, parseWindowSpec } from '../../stages/fetch-plan.js';
+import { parseTime, parseWindowSpec } from '../../stages/fetch/plan.js';
 import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
 import { openFetch, type FetchTarget } from '../../stages/wiring.js';
 import { redact } from '../../redact.js';
@@ -96,7 +97,7 @@ function rerunCommand(argv: string[]): string {
   const out: string[] = [];
   for (let k = 0; k < args.length; k++) {
     const arg = args[k] as string;
-    if (arg === '--restart') continue;
+    if (arg === flagOf(FETCH_SETTINGS, 'restart')) continue;
     const [name, inline] = arg.startsWith('--') ? arg.split('=', 2) : [arg, undefined];
     const secret = arg.startsWith('--') && isSecretKey(keyOfFlag(name as string));
     if (secret && inline !== undefined) out.push(`${name}=***`);
@@ -123,22 +124,29 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
     topic,
     rejects,
   } = ctx.resolve(FETCH_SETTINGS);
-  if (source === undefined) throw new UsageError('--source is required (crm or inventory)');
-  if (publish && out !== undefined) throw new UsageError('--publish and --out cannot be used together');
-  if (!publish && topic !== undefined) throw new UsageError('--topic needs --publish');
+  const flag = (key: keyof typeof FETCH_SETTINGS & string) => flagOf(FETCH_SETTINGS, key);
+  if (source === undefined) throw new UsageError(`${flag('source')} is required (crm or inventory)`);
+  if (publish && out !== undefined) {
+    throw new UsageError(`${flag('publish')} and ${flag('out')} cannot be used together`);
+  }
+  if (!publish && topic !== undefined) throw new UsageError(`${flag('topic')} needs ${flag('publish')}`);
   if (full && (sinceText !== undefined || untilText !== undefined)) {
     throw new UsageError(
-      '--full and --since/--until cannot be used together (a backfill is already a full fetch of its range)',
+      `${flag('full')} and ${flag('since')}/${flag('until')} cannot be used together (a backfill is already a full fetch of its range)`,
     );
   }
-  if (untilText !== undefined && sinceText === undefined) throw new UsageError('--until needs --since');
-  if (resume && restart) throw new UsageError('--resume and --restart cannot be used together');
+  if (untilText !== undefined && sinceText === undefined) {
+    throw new UsageError(`${flag('until')} needs ${flag('since')}`);
+  }
+  if (resume && restart) {
+    throw new UsageError(`${flag('resume')} and ${flag('restart')} cannot be used together`);
+  }
   let mode: FetchMode;
   if (sinceText !== undefined) {
-    const since = parseTime('--since', sinceText);
-    const until = untilText === undefined ? undefined : parseTime('--until', untilText);
+    const since = parseTime(flag('since'), sinceText);
+    const until = untilText === undefined ? undefined : parseTime(flag('until'), untilText);
     if (until !== undefined && Date.parse(until) <= Date.parse(since)) {
-      throw new UsageError(`--until (${until}) must be after --since (${since})`);
+      throw new UsageError(`${flag('until')} (${until}) must be after ${flag('since')} (${since})`);
     }
     mode = { kind: 'backfill', since, window: parseWindowSpec(windowText), ...(until ? { until } : {}) };
   } else {

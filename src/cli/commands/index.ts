@@ -6,6 +6,8 @@ import registerFetch from './fetch.js';
 import registerConfig from './config.js';
 import registerConsume from './consume.js';
 import registerReplayDlq from './replay-dlq.js';
+import registerDoctor from './doctor.js';
+import registerCompletion from './completion.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
 export const COMMANDS: ((program: Command) => void)[] = [
@@ -15,5 +17,7 @@ export const COMMANDS: ((program: Command) => void)[] = [
   registerPublish,
   registerConsume,
   registerReplayDlq,
+  registerDoctor,
   registerConfig,
+  registerCompletion,
 ];

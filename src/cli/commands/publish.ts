@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import { PUBLISH_SETTINGS } from '../../settings/index.js';
+import { envName, flagOf, PUBLISH_SETTINGS } from '../../settings/index.js';
 import { publish } from '../../stages/publish.js';
 import { action } from '../context.js';
 import { addSettingOptions } from '../options.js';
@@ -19,11 +19,13 @@ export default function register(program: Command): void {
     .action(
       action(async (ctx) => {
         const { topic, in: input, rejects, dryRun, batchSize } = ctx.resolve(PUBLISH_SETTINGS);
-        if (topic === undefined) throw new UsageError('--topic is required (or SYNCCTL_TOPIC)');
+        if (topic === undefined) {
+          throw new UsageError(`${flagOf(PUBLISH_SETTINGS, 'topic')} is required (or ${envName('topic')})`);
+        }
         const fromStdin = input === '-';
         const rejectsPath = rejects ?? (fromStdin ? 'syncctl-rejects.ndjson' : `${input}.rejects.ndjson`);
-        if (!fromStdin) rejectDirectory(input, '--in');
-        rejectDirectory(rejectsPath, '--rejects');
+        if (!fromStdin) rejectDirectory(input, flagOf(PUBLISH_SETTINGS, 'in'));
+        rejectDirectory(rejectsPath, flagOf(PUBLISH_SETTINGS, 'rejects'));
         const brokers = ctx.brokers();
         const summary = await publish({
           kafka: createKafka(ctx.kafkaOptions()),

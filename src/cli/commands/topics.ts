@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import Table from 'cli-table3';
 import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { TOPIC_SETTINGS, TOPICS_ENSURE_SETTINGS } from '../../settings/index.js';
@@ -76,13 +75,16 @@ export default function register(program: Command): void {
             },
           ],
         });
-        const table = new Table({
-          head: ['topic', 'status', 'partitions', 'replication', 'notes'],
-          style: { head: [], border: [] },
-        });
-        for (const t of result.topics) {
-          table.push([t.name, t.status, t.partitions, t.replicationFactor, t.conflicts.join('; ')]);
-        }
+        const table = ctx.table(
+          ['topic', 'status', 'partitions', 'replication', 'notes'],
+          result.topics.map((t) => [
+            t.name,
+            t.status,
+            t.partitions,
+            t.replicationFactor,
+            t.conflicts.join('; '),
+          ]),
+        );
         for (const t of result.topics.filter((x) => x.status === 'conflict')) {
           ctx.logger.error(
             `topic ${t.name} exists but ${t.conflicts.join('; ')}; syncctl does not alter existing topics`,
@@ -90,7 +92,7 @@ export default function register(program: Command): void {
         }
         return {
           data: result,
-          text: table.toString(),
+          text: table,
           exitCode: result.conflicts > 0 ? ExitCode.Failure : ExitCode.Ok,
         };
       }),
@@ -118,17 +120,16 @@ export default function register(program: Command): void {
         });
         const missing = names.filter((n) => !topics.some((t) => t.name === n));
         for (const name of missing) ctx.logger.warn(`topic ${name} does not exist`);
-        const table = new Table({
-          head: ['topic', 'partition', 'low', 'high', 'messages'],
-          style: { head: [], border: [] },
-        });
-        for (const t of topics) {
-          for (const p of t.partitions) table.push([t.name, p.partition, p.low, p.high, p.messages]);
-          table.push([t.name, 'total', '', '', t.messages]);
-        }
+        const table = ctx.table(
+          ['topic', 'partition', 'low', 'high', 'messages'],
+          topics.flatMap((t) => [
+            ...t.partitions.map((p) => [t.name, p.partition, p.low, p.high, p.messages]),
+            [t.name, 'total', '', '', t.messages],
+          ]),
+        );
         return {
           data: { topics, missing },
-          text: table.toString(),
+          text: table,
           exitCode: missing.length > 0 && asked.length > 0 ? ExitCode.Failure : ExitCode.Ok,
         };
       }),

@@ -2,11 +2,11 @@ import { open, stat, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Kafka } from 'kafkajs';
-import { InputError } from '../errors.js';
-import { KafkaPublisher } from '../connectors/kafka-publisher.js';
-import type { SourceReject } from '../connectors/source.js';
-import type { Envelope } from '../records/envelope.js';
-import type { Logger } from '../log.js';
+import { InputError } from '../../errors.js';
+import { KafkaPublisher } from '../../connectors/kafka-publisher.js';
+import type { Envelope } from '../../records/envelope.js';
+import type { Logger } from '../../log.js';
+import { Serial } from '../../io/serial.js';
 
 /** Where a file output stood after a durable write: a resumed run truncates back to it. */
 export interface OutputMark {
@@ -37,16 +37,6 @@ export type OutputSpec =
 
 function ndjson(envelopes: Envelope[]): Buffer {
   return Buffer.from(envelopes.map((e) => JSON.stringify(e)).join('\n') + '\n', 'utf8');
-}
-
-/** Runs async sections one at a time, in call order (pages of concurrent windows must not interleave). */
-class Serial {
-  private tail: Promise<unknown> = Promise.resolve();
-  run<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(fn, fn);
-    this.tail = result.catch(() => {});
-    return result;
-  }
 }
 
 class StdoutOutput implements FetchOutput {
@@ -201,62 +191,5 @@ export async function openOutput(
       }
       return new KafkaOutput(publisher);
     }
-  }
-}
-
-export interface FetchRejectContext {
-  source: string;
-  window: { since: string | null; until: string | null };
-  /** 1-based page number within the window (counting pages of earlier, interrupted runs). */
-  page: number;
-}
-
-const MAX_RAW = 64 * 1024;
-
-/** A reject keeps enough of the record to identify and fix it, not all of an oversized one. */
-function clip(raw: string): string {
-  return raw.length > MAX_RAW ? `${raw.slice(0, MAX_RAW)}…` : raw;
-}
-
-/**
- * The fetch reject file: NDJSON, one `{source, window, page, reason, raw}` per reject. Unlike an
- * input's reject file it appends on a resumed run and fsyncs before the page's checkpoint moves, so a
- * reject is never lost to a kill. Created only when the first reject arrives.
- */
-export class FetchRejects {
-  private handle: FileHandle | undefined;
-  private readonly serial = new Serial();
-  count = 0;
-  /** Whether the file was written by this run. */
-  used = false;
-
-  constructor(
-    readonly path: string,
-    private readonly append: boolean,
-  ) {}
-
-  add(rejects: SourceReject[], context: FetchRejectContext): Promise<void> {
-    if (rejects.length === 0) return Promise.resolve();
-    return this.serial.run(async () => {
-      try {
-        this.handle ??= await open(this.path, this.append ? 'a' : 'w');
-        this.used = true;
-        const lines = rejects
-          .map((r) => JSON.stringify({ ...context, reason: r.reason, raw: clip(r.raw) }))
-          .join('\n');
-        await this.handle.write(`${lines}\n`);
-        await this.handle.datasync();
-      } catch (err) {
-        throw new InputError(`cannot write the reject file ${this.path}: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-      this.count += rejects.length;
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.handle?.close();
-    this.handle = undefined;
   }
 }

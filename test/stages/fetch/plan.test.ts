@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
+import { UsageError } from '../../../src/errors.js';
 import {
   backfillRangeName,
   backfillWindowName,
@@ -8,7 +8,7 @@ import {
   parseTime,
   parseWindowSpec,
   splitWindows,
-} from '../../src/stages/fetch-plan.js';
+} from '../../../src/stages/fetch/plan.js';
 
 describe('parseTime', () => {
   it('reads dates and offset-less date-times as UTC', () => {

@@ -1,5 +1,8 @@
-import { UsageError } from '../errors.js';
-import type { Source } from '../records/envelope.js';
+import { UsageError } from '../../errors.js';
+import type { Source } from '../../records/envelope.js';
+import { FETCH_SETTINGS, flagOf } from '../../settings/index.js';
+
+const WINDOW = flagOf(FETCH_SETTINGS, 'window');
 
 /**
  * Pure planning for `fetch`: time parsing, backfill windows and the names of the checkpoints the
@@ -22,17 +25,17 @@ export function parseWindowSpec(value: string): WindowSpec {
   const text = value.trim();
   if (/^\d+$/.test(text)) {
     const count = Number(text);
-    if (count < 1) throw new UsageError(`--window count must be at least 1, got "${value}"`);
+    if (count < 1) throw new UsageError(`${WINDOW} count must be at least 1, got "${value}"`);
     return { kind: 'count', count };
   }
   const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/.exec(text);
   if (!match) {
     throw new UsageError(
-      `--window must be a duration like 6h, 1d, 2w or a number of windows, got "${value}"`,
+      `${WINDOW} must be a duration like 6h, 1d, 2w or a number of windows, got "${value}"`,
     );
   }
   const ms = Math.round(Number(match[1]) * (UNIT_MS[match[2] as string] as number));
-  if (ms < 1_000) throw new UsageError(`--window must be at least 1s, got "${value}"`);
+  if (ms < 1_000) throw new UsageError(`${WINDOW} must be at least 1s, got "${value}"`);
   return { kind: 'duration', ms, text };
 }
 
@@ -82,12 +85,15 @@ export interface TimeWindow {
 export function splitWindows(since: string, until: string, spec: WindowSpec): TimeWindow[] {
   const start = Date.parse(since);
   const end = Date.parse(until);
-  if (!(end > start)) throw new UsageError(`--until (${until}) must be after --since (${since})`);
+  if (!(end > start))
+    throw new UsageError(
+      `${flagOf(FETCH_SETTINGS, 'until')} (${until}) must be after ${flagOf(FETCH_SETTINGS, 'since')} (${since})`,
+    );
   const step = spec.kind === 'duration' ? spec.ms : Math.max(1, Math.ceil((end - start) / spec.count));
   const count = Math.ceil((end - start) / step);
   if (count > 100_000) {
     throw new UsageError(
-      `--window ${describeWindowSpec(spec)} would cut this range into ${count} windows; use a longer window`,
+      `${WINDOW} ${describeWindowSpec(spec)} would cut this range into ${count} windows; use a longer window`,
     );
   }
   const windows: TimeWindow[] = [];
