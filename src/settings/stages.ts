@@ -281,3 +281,95 @@ export const SANDBOX_SETTINGS = defineSettings({
     description: 'Kafka port (sandbox up)',
   },
 });
+
+export const REPLAY_DLQ_SETTINGS = defineSettings({
+  errorClass: {
+    type: 'string',
+    arg: '<name>',
+    description: 'only letters with this error class (e.g. InvalidEnvelopeError, SinkPermanentError)',
+  },
+  error: {
+    type: 'string',
+    arg: '<text>',
+    description: 'only letters whose error code or message contains this text',
+  },
+  sourceTopic: { type: 'string', arg: '<topic>', description: 'only letters that came from this topic' },
+  key: {
+    type: 'string',
+    arg: '<key>',
+    description: 'only letters with this source key (customer or product id)',
+  },
+  since: {
+    type: 'string',
+    arg: '<time>',
+    description: 'only letters dead-lettered at or after this ISO date/time',
+  },
+  until: {
+    type: 'string',
+    arg: '<time>',
+    description: 'only letters dead-lettered before this ISO date/time',
+  },
+  minAttempts: {
+    type: 'integer',
+    arg: '<n>',
+    min: 1,
+    description: 'only letters with at least this many attempts',
+  },
+  limit: {
+    type: 'integer',
+    arg: '<n>',
+    min: 1,
+    description:
+      'at most this many letters (after the filters; --replay does not count letters replayed before)',
+  },
+  offset: {
+    type: 'string',
+    arg: '<ranges>',
+    description:
+      'only these dead-letter offsets: comma-separated N, A-B (inclusive), A- or -B, each optionally P: for one partition (e.g. 0:10-20,1:5)',
+  },
+  count: {
+    type: 'boolean',
+    default: false,
+    description: 'print a per-error-class summary instead of the letters',
+  },
+  show: {
+    type: 'string',
+    arg: '<offset>',
+    description: 'print the letter at this dead-letter offset whole (headers and value)',
+  },
+  partition: {
+    type: 'integer',
+    arg: '<n>',
+    min: 0,
+    default: 0,
+    description: 'dead-letter partition of --show',
+  },
+  replay: {
+    type: 'boolean',
+    default: false,
+    description: 'replay the selected letters (once: letters replayed before are skipped)',
+  },
+  dryRun: {
+    type: 'boolean',
+    default: false,
+    description: 'show what --replay would do, and where, without changing anything',
+  },
+  fromFile: {
+    type: 'string',
+    arg: '<file>',
+    description:
+      'replay corrected values: NDJSON lines {"partition", "offset", "value"} (the --json listing, edited); only the letters named are replayed',
+  },
+  deliver: {
+    type: 'boolean',
+    default: false,
+    description: 're-marked records refused by Analytics are delivered now instead of by the next consume',
+  },
+  edit: {
+    type: 'boolean',
+    default: false,
+    description:
+      'open the selected letters in $VISUAL/$EDITOR as --from-file NDJSON: correct values, delete lines not to replay',
+  },
+});

@@ -5,6 +5,7 @@ import registerPublish from './publish.js';
 import registerFetch from './fetch.js';
 import registerConfig from './config.js';
 import registerConsume from './consume.js';
+import registerReplayDlq from './replay-dlq.js';
 import registerDoctor from './doctor.js';
 import registerCompletion from './completion.js';
 import registerExportCsv from './export-csv.js';
@@ -16,6 +17,7 @@ export const COMMANDS: ((program: Command) => void)[] = [
   registerFetch,
   registerPublish,
   registerConsume,
+  registerReplayDlq,
   registerExportCsv,
   registerDoctor,
   registerConfig,

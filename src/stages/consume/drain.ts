@@ -24,6 +24,8 @@ export interface DrainerOptions {
   customerTopic: string;
   logger: Logger;
   counters: DrainCounters;
+  /** Attempts already spent on a customer's record (replay-dlq): a refusal now adds to them. */
+  attemptsBefore?: ReadonlyMap<string, number>;
 }
 
 export interface DrainUntil {
@@ -137,7 +139,7 @@ export class Drainer {
               timestamp: null,
             },
             error: { class: failure.error.name, code: failure.error.code, message: failure.error.message },
-            attempts: failure.attempts,
+            attempts: failure.attempts + (this.o.attemptsBefore?.get(t.record.customerId) ?? 0),
             recordKey: t.record.key,
             customerId: t.record.customerId,
           });
