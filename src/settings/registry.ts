@@ -11,6 +11,7 @@ import {
   FETCH_SETTINGS,
   GLOBAL_SETTINGS,
   PUBLISH_SETTINGS,
+  RUN_SETTINGS,
   SANDBOX_SETTINGS,
   TOPIC_SETTINGS,
   TOPICS_ENSURE_SETTINGS,
@@ -28,6 +29,7 @@ const GROUPS: readonly SettingGroup[] = [
   INVENTORY_SETTINGS,
   ANALYTICS_SETTINGS,
   SANDBOX_SETTINGS,
+  RUN_SETTINGS,
 ];
 
 /** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */

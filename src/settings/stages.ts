@@ -281,3 +281,27 @@ export const SANDBOX_SETTINGS = defineSettings({
     description: 'Kafka port (sandbox up)',
   },
 });
+
+export const RUN_SETTINGS = defineSettings({
+  job: {
+    type: 'string',
+    arg: '<name>',
+    default: 'default',
+    nonEmpty: true,
+    description: 'job name: the lock run:<job> and the run history are per job',
+  },
+  steps: {
+    type: 'string',
+    arg: '<list>',
+    default: 'fetch,consume',
+    nonEmpty: true,
+    description:
+      'the steps to run, comma-separated, in order: fetch (both sources, published), consume (--once)',
+  },
+  metricsFile: {
+    type: 'string',
+    arg: '<path>',
+    nonEmpty: true,
+    description: 'after the run, write its metrics here (Prometheus node_exporter textfile format)',
+  },
+});

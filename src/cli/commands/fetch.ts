@@ -49,7 +49,7 @@ and make the exit code 3.
 Every flag is also a SYNCCTL_<FLAG> variable (SYNCCTL_SOURCE, SYNCCTL_CRM_URL, SYNCCTL_WINDOW, …) and a
 profile key (crmUrl, window, …): flags > environment > profile > defaults.`;
 
-function describeSummary(s: FetchSummary): string {
+export function describeSummary(s: FetchSummary): string {
   const secs = (s.durationMs / 1000).toFixed(2);
   const where = s.output.kind === 'kafka' ? `topic ${s.output.target}` : s.output.target;
   if (s.status === 'nothing-to-resume') return `${s.source}: nothing to resume`;

@@ -7,6 +7,7 @@ import registerConfig from './config.js';
 import registerConsume from './consume.js';
 import registerDoctor from './doctor.js';
 import registerCompletion from './completion.js';
+import registerRun from './run.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
 export const COMMANDS: ((program: Command) => void)[] = [
@@ -15,6 +16,7 @@ export const COMMANDS: ((program: Command) => void)[] = [
   registerFetch,
   registerPublish,
   registerConsume,
+  registerRun,
   registerDoctor,
   registerConfig,
   registerCompletion,
