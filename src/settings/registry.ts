@@ -13,6 +13,7 @@ import {
   PUBLISH_SETTINGS,
   RUN_SETTINGS,
   SANDBOX_SETTINGS,
+  STATUS_SETTINGS,
   TOPIC_SETTINGS,
   TOPICS_ENSURE_SETTINGS,
 } from './stages.js';
@@ -30,6 +31,7 @@ const GROUPS: readonly SettingGroup[] = [
   ANALYTICS_SETTINGS,
   SANDBOX_SETTINGS,
   RUN_SETTINGS,
+  STATUS_SETTINGS,
 ];
 
 /** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */

@@ -305,3 +305,13 @@ export const RUN_SETTINGS = defineSettings({
     description: 'after the run, write its metrics here (Prometheus node_exporter textfile format)',
   },
 });
+
+export const STATUS_SETTINGS = defineSettings({
+  runs: {
+    type: 'integer',
+    arg: '<n>',
+    min: 1,
+    default: 10,
+    description: 'how many of the latest runs to show',
+  },
+});

@@ -8,6 +8,7 @@ import registerConsume from './consume.js';
 import registerDoctor from './doctor.js';
 import registerCompletion from './completion.js';
 import registerRun from './run.js';
+import registerStatus from './status.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
 export const COMMANDS: ((program: Command) => void)[] = [
@@ -17,6 +18,7 @@ export const COMMANDS: ((program: Command) => void)[] = [
   registerPublish,
   registerConsume,
   registerRun,
+  registerStatus,
   registerDoctor,
   registerConfig,
   registerCompletion,
