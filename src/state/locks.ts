@@ -136,8 +136,9 @@ async function acquirePostgres(db: Db, name: string, me: LockHolder, logger?: Lo
   }
   const before = await readHolder(session, name);
   if (before) {
-    // The row of a holder whose session ended: the server already freed its advisory lock.
-    logger?.warn(
+    // The row of a holder whose session ended: the server freed its advisory lock then, so nothing
+    // is taken from anyone (unlike SQLite's takeover) — worth a debug line only.
+    logger?.debug(
       `took over lock ${name} from run ${before.runId} (pid ${before.pid} on ${before.host}, since ${before.since}): its session has ended`,
     );
   }

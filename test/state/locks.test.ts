@@ -91,7 +91,7 @@ describe.each(stores)('locks on %s', (kind, open) => {
         lines.push(String(chunk));
         return true;
       }) as typeof process.stderr.write;
-      const lock = await acquireLock(b, 'run:nightly', { runId: 'run-b', logger: createLogger('info') });
+      const lock = await acquireLock(b, 'run:nightly', { runId: 'run-b', logger: createLogger('verbose') });
       process.stderr.write = write;
       expect(lines.join('')).toMatch(/took over (stale )?lock run:nightly from run run-a/);
       expect((await listLocks(b)).map((h) => h.runId)).toEqual(['run-b']);
