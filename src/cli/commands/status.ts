@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import Table from 'cli-table3';
 import { createKafka } from '../../connectors/kafka.js';
 import { CONSUME_SETTINGS, STATUS_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
 import { status, type StatusReport } from '../../stages/status.js';
@@ -14,18 +13,14 @@ Examples:
   $ syncctl status
   $ syncctl status --group nightly --runs 20 --json`;
 
-function table(head: string[], rows: (string | number)[][]): string {
-  const t = new Table({ head, style: { head: [], border: [] } });
-  for (const row of rows) t.push(row);
-  return t.toString();
-}
+type TableFn = (head: string[], rows: unknown[][]) => string;
 
 function brief(value: unknown, max = 70): string {
   const text = JSON.stringify(value) ?? '';
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-function describeStatus(r: StatusReport): string {
+function describeStatus(r: StatusReport, table: TableFn): string {
   const parts: string[] = [];
   if (r.kafka) {
     const k = r.kafka;
@@ -102,7 +97,7 @@ export default function register(program: Command): void {
         });
         return {
           data: report,
-          text: describeStatus(report),
+          text: describeStatus(report, (head, rows) => ctx.table(head, rows)),
           ...(report.kafkaError ? { error: report.kafkaError } : {}),
         };
       }),
