@@ -12,7 +12,9 @@ import {
   GLOBAL_SETTINGS,
   PUBLISH_SETTINGS,
   REPLAY_DLQ_SETTINGS,
+  RUN_SETTINGS,
   SANDBOX_SETTINGS,
+  STATUS_SETTINGS,
   TOPIC_SETTINGS,
   TOPICS_ENSURE_SETTINGS,
 } from './stages.js';
@@ -32,6 +34,8 @@ const GROUPS: readonly SettingGroup[] = [
   ANALYTICS_SETTINGS,
   SANDBOX_SETTINGS,
   EXPORT_CSV_SETTINGS,
+  RUN_SETTINGS,
+  STATUS_SETTINGS,
 ];
 
 /** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */

@@ -373,3 +373,37 @@ export const REPLAY_DLQ_SETTINGS = defineSettings({
       'open the selected letters in $VISUAL/$EDITOR as --from-file NDJSON: correct values, delete lines not to replay',
   },
 });
+
+export const RUN_SETTINGS = defineSettings({
+  job: {
+    type: 'string',
+    arg: '<name>',
+    default: 'default',
+    nonEmpty: true,
+    description: 'job name: the lock run:<job> and the run history are per job',
+  },
+  steps: {
+    type: 'string',
+    arg: '<list>',
+    default: 'fetch,consume',
+    nonEmpty: true,
+    description:
+      'the steps to run, comma-separated, in order: fetch (both sources, published), consume (--once)',
+  },
+  metricsFile: {
+    type: 'string',
+    arg: '<path>',
+    nonEmpty: true,
+    description: 'after the run, write its metrics here (Prometheus node_exporter textfile format)',
+  },
+});
+
+export const STATUS_SETTINGS = defineSettings({
+  runs: {
+    type: 'integer',
+    arg: '<n>',
+    min: 1,
+    default: 10,
+    description: 'how many of the latest runs to show',
+  },
+});

@@ -23,7 +23,16 @@ export interface Db {
   transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T>;
   /** Serialises a critical section across every process sharing this store (advisory lock / exclusive tx). */
   exec(sql: string): Promise<void>;
+  /**
+   * A Db on one connection of its own until release(): for session state such as a PostgreSQL
+   * advisory lock, which lives and dies with the connection. SQLite has one connection: itself.
+   */
+  dedicated(): Promise<DedicatedDb>;
   close(): Promise<void>;
+}
+
+export interface DedicatedDb extends Db {
+  release(): Promise<void>;
 }
 
 function toPg(sql: string): string {
@@ -81,6 +90,21 @@ class SqliteDb implements Db {
     }
   }
 
+  async dedicated(): Promise<DedicatedDb> {
+    return {
+      kind: this.kind,
+      location: this.location,
+      query: (sql, params) => this.query(sql, params),
+      run: (sql, params) => this.run(sql, params),
+      transaction: (fn) => this.transaction(fn),
+      exec: (sql) => this.exec(sql),
+      dedicated: () => this.dedicated(),
+      // The store itself stays open: its owner closes it.
+      close: async () => {},
+      release: async () => {},
+    };
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }
@@ -125,6 +149,23 @@ class PostgresDb implements Db {
     } finally {
       client.release();
     }
+  }
+
+  async dedicated(): Promise<DedicatedDb> {
+    const client = await this.pool.connect();
+    // A checked-out client's errors go to the client, not the pool: unheard they would crash the
+    // process. The next query on it fails and is reported where it is made.
+    client.on('error', () => {});
+    let released = false;
+    return Object.assign(new PostgresDb(this.pool, client, this.location, false), {
+      release: async () => {
+        if (released) return;
+        released = true;
+        // Destroying instead of returning it ends the session, so nothing it held outlives the holder.
+        client.release(true);
+      },
+      close: async () => {},
+    });
   }
 
   async close(): Promise<void> {

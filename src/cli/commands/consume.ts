@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { Ora } from 'ora';
 import { ExitCode } from '../../errors.js';
 import { ANALYTICS_SETTINGS, CONSUME_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
 import { consume, type ConsumeSummary } from '../../stages/consume.js';
 import { openConsume } from '../../stages/wiring.js';
+import { acquireLock, type HeldLock } from '../../state/locks.js';
 import { stopOnSignals } from '../signals.js';
 import { startSpinner } from '../spinner.js';
 import { action } from '../context.js';
@@ -60,6 +62,19 @@ Examples:
           logger: ctx.logger,
           statePath: ctx.statePath(),
         });
+        let lock: HeldLock | undefined;
+        try {
+          // Several long-running consumers may share a group; two --once drains of it would race.
+          if (parts.options.once) {
+            lock = await acquireLock(parts.db, `consume:${parts.options.group}`, {
+              runId: randomUUID(),
+              logger: ctx.logger,
+            });
+          }
+        } catch (err) {
+          await parts.close();
+          throw err;
+        }
         const stop = stopOnSignals((signal) =>
           ctx.logger.warn(
             `${signal}: finishing the batch in flight and delivering what was read, then stopping (again to quit at once)`,
@@ -73,6 +88,7 @@ Examples:
         } finally {
           spinner?.stop();
           stop.dispose();
+          await lock?.release();
           await parts.close();
         }
         if (!summary.error && summary.deadLettered > 0) {

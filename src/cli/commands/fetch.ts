@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import type { Ora } from 'ora';
 import { ExitCode, UsageError, type SyncError } from '../../errors.js';
@@ -13,6 +14,7 @@ import {
 import { parseTime, parseWindowSpec } from '../../stages/fetch/plan.js';
 import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
 import { openFetch, type FetchTarget } from '../../stages/wiring.js';
+import { acquireLock, type HeldLock } from '../../state/locks.js';
 import { redact } from '../../redact.js';
 import { contextFrom, type CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
@@ -47,7 +49,7 @@ and make the exit code 3.
 Every flag is also a SYNCCTL_<FLAG> variable (SYNCCTL_SOURCE, SYNCCTL_CRM_URL, SYNCCTL_WINDOW, …) and a
 profile key (crmUrl, window, …): flags > environment > profile > defaults.`;
 
-function describeSummary(s: FetchSummary): string {
+export function describeSummary(s: FetchSummary): string {
   const secs = (s.durationMs / 1000).toFixed(2);
   const where = s.output.kind === 'kafka' ? `topic ${s.output.target}` : s.output.target;
   if (s.status === 'nothing-to-resume') return `${s.source}: nothing to resume`;
@@ -167,6 +169,14 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
     logger: ctx.logger,
     statePath: ctx.statePath(),
   });
+  let lock: HeldLock;
+  try {
+    // Two fetches of one source would both move its checkpoint.
+    lock = await acquireLock(parts.db, `fetch:${source}`, { runId: randomUUID(), logger: ctx.logger });
+  } catch (err) {
+    await parts.close();
+    throw err;
+  }
   const dataOnStdout = target.kind === 'stdout';
   if (dataOnStdout) claimStdout();
   const stop = stopOnSignals((signal) =>
@@ -199,6 +209,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   } finally {
     spinner?.stop();
     stop.dispose();
+    await lock.release();
     await parts.close();
   }
 

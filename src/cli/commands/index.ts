@@ -9,6 +9,8 @@ import registerReplayDlq from './replay-dlq.js';
 import registerDoctor from './doctor.js';
 import registerCompletion from './completion.js';
 import registerExportCsv from './export-csv.js';
+import registerRun from './run.js';
+import registerStatus from './status.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
 export const COMMANDS: ((program: Command) => void)[] = [
@@ -19,6 +21,8 @@ export const COMMANDS: ((program: Command) => void)[] = [
   registerConsume,
   registerReplayDlq,
   registerExportCsv,
+  registerRun,
+  registerStatus,
   registerDoctor,
   registerConfig,
   registerCompletion,
