@@ -29,7 +29,7 @@ export const GLOBAL_SETTINGS = defineSettings({
   headers: {
     type: 'boolean',
     default: true,
-    description: 'plain tables: print the header row (--no-headers leaves it out)',
+    description: 'print the header row of plain tables; --no-headers leaves it out',
   },
 
   quiet: { type: 'boolean', short: '-q', default: false, description: 'print only errors' },
