@@ -22,14 +22,16 @@ import {
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
 import { INVENTORY_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
-import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
 import {
-  WindowRecords,
-  emptyRecordStats,
-  readPath,
-  type RecordReading,
-  type SourceRecordStats,
-} from './source-records.js';
+  inventoryMapper,
+  loadMappingSpec,
+  soapRecordsAt,
+  type InventoryFieldPaths,
+  type MappingSpec,
+  type RecordMapper,
+} from '../mapping/index.js';
+import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
+import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 import {
   checkConfig,
   configDefaults,
@@ -40,23 +42,16 @@ import {
 
 export { readPath };
 
-export interface InventoryFieldMap {
-  /** Field holding the product id (required on every product). */
-  id: string;
-  /** Field holding the source modification time (xsd:dateTime / ISO-8601). */
-  modifiedAt: string;
-  /** Field holding a version number; '' when the service has none. */
-  version: string;
-  /** Boolean field marking discontinued (deleted) products; '' when none. */
-  deleted: string;
-}
+/** Element names of the product's fields: the mapping's shorthands (see src/mapping/sources.ts). */
+export type InventoryFieldMap = InventoryFieldPaths;
 
 /** Element names of the listing request, for services that spell them differently. */
 export interface InventoryRequestMap {
   pageToken: string;
   pageSize: string;
-  /** '' when the service cannot filter by time (then only full fetches make sense). */
+  /** '' when the service cannot filter by time (then only full runs). */
   modifiedSince: string;
+  /** '' when the service has no "changed until" filter (then a run lists up to now). */
   modifiedUntil: string;
 }
 
@@ -77,6 +72,10 @@ export interface InventorySourceConfig {
   request: InventoryRequestMap;
   pageSize: number;
   fields: InventoryFieldMap;
+  /** The `inventoryMapping` setting: a JSON file of JSONata expressions, or the JSON itself; '' = none. */
+  mapping: string;
+  /** A mapping given in code; takes the place of `mapping`. */
+  mappingSpec?: MappingSpec;
   /** Deadline of every SOAP call and of the WSDL download. */
   timeoutMs: number;
   /** Retries per call for transient failures (so at most retries + 1 attempts). */
@@ -155,62 +154,6 @@ export interface InventorySourceOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Injected for tests; defaults to Math.random (backoff jitter). */
   random?: () => number;
-}
-
-/** Like readPath, but tells "an empty list" (a present element with nothing in it) from "no such element". */
-function readRecords(result: unknown, path: string): unknown[] | undefined {
-  let current: unknown = result;
-  const parts = path.split('.');
-  for (let i = 0; i < parts.length; i++) {
-    if (current === null || current === '') return [];
-    if (typeof current !== 'object') return undefined;
-    const rest = parts.slice(i).join('.');
-    const obj = current as Record<string, unknown>;
-    if (Object.hasOwn(obj, rest)) {
-      current = obj[rest];
-      break;
-    }
-    const part = parts[i] as string;
-    if (!Object.hasOwn(obj, part)) {
-      // An element with no children parses as an empty object: the list is simply empty.
-      return Object.keys(obj).filter((k) => k !== '$attributes').length === 0 ? [] : undefined;
-    }
-    current = obj[part];
-  }
-  if (current === undefined) return undefined;
-  if (current === null || current === '') return [];
-  // A list with one element parses as that element when the schema does not say "unbounded".
-  return Array.isArray(current) ? current : [current];
-}
-
-function toIso(value: unknown): string | null {
-  if (value instanceof Date) return Number.isFinite(value.getTime()) ? value.toISOString() : null;
-  if (typeof value !== 'string' || value.trim() === '') return null;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
-}
-
-/** Parsed SOAP values → JSON: dates as ISO text, XML namespace/xsi attributes dropped. */
-function toPlain(value: unknown): unknown {
-  if (value instanceof Date) return Number.isFinite(value.getTime()) ? value.toISOString() : null;
-  if (Array.isArray(value)) return value.map(toPlain);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, v] of Object.entries(value)) {
-      if (key === '$attributes' && v !== null && typeof v === 'object') {
-        const kept = Object.entries(v).filter(([name]) => !/^(xmlns(:|$)|xsi:)/.test(name));
-        if (kept.length > 0) out[key] = Object.fromEntries(kept);
-        continue;
-      }
-      out[key] = toPlain(v);
-    }
-    return out;
-  }
-  return value;
-}
-
-function isDeletedValue(value: unknown): boolean {
-  return value === true || value === 1 || (typeof value === 'string' && /^(true|1|yes)$/i.test(value.trim()));
 }
 
 /** What one failed attempt was, and whether another attempt may help. */
@@ -361,6 +304,8 @@ type ListProductsAsync = (args: unknown, options?: unknown) => Promise<[unknown,
 export class InventorySource implements SourceConnector {
   readonly source = 'inventory' as const;
   readonly config: InventorySourceConfig;
+  readonly filters: SourceFilters;
+  readonly mapper: RecordMapper;
   private readonly logger: Logger | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
@@ -372,6 +317,12 @@ export class InventorySource implements SourceConnector {
 
   constructor(input: InventorySourceInput | InventorySourceConfig, options: InventorySourceOptions = {}) {
     this.config = resolveInventoryConfig(input);
+    const { config } = this;
+    this.filters = { since: config.request.modifiedSince !== '', until: config.request.modifiedUntil !== '' };
+    this.mapper = inventoryMapper(
+      config.fields,
+      loadMappingSpec(config.mappingSpec ?? config.mapping, 'product', '--inventory-mapping'),
+    );
     this.logger = options.logger;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
@@ -513,18 +464,17 @@ export class InventorySource implements SourceConnector {
     if (request.pageSize !== '') args[request.pageSize] = pageSize;
     const since = normaliseTime(window.since, 'since');
     const until = normaliseTime(window.until, 'until');
-    if (since !== undefined || until !== undefined) {
-      if (request.modifiedSince === '' || request.modifiedUntil === '') {
+    if (since !== undefined) {
+      if (!this.filters.since) {
         throw new ConfigError(
-          'the Inventory service is configured without time filters, so --since/--until cannot be used',
-          {
-            hint: 'set --inventory-since-param and --inventory-until-param, or fetch with --full',
-          },
+          'the Inventory service is configured without a modified-since filter, so it can only be fetched in full',
+          { hint: 'set --inventory-since-param, or fetch with --full' },
         );
       }
+      args[request.modifiedSince] = since;
     }
-    if (since !== undefined) args[request.modifiedSince] = since;
-    if (until !== undefined) args[request.modifiedUntil] = until;
+    // Without an until filter the service lists up to now; the high-water mark comes from what was seen.
+    if (until !== undefined && this.filters.until) args[request.modifiedUntil] = until;
     return args;
   }
 
@@ -549,7 +499,7 @@ export class InventorySource implements SourceConnector {
       if (result === null || typeof result !== 'object') {
         throw new SourceMalformedError(`the ${config.operation} response has no result element`);
       }
-      const products = readRecords(result, config.recordsPath);
+      const products = soapRecordsAt(result, config.recordsPath);
       if (products === undefined) {
         const keys = Object.keys(result).slice(0, 10).join(', ') || 'nothing';
         throw new SourceMalformedError(
@@ -567,44 +517,6 @@ export class InventorySource implements SourceConnector {
     });
   }
 
-  /** One SOAP product as an envelope's parts, or why it is rejected. */
-  private readProduct(raw: unknown): RecordReading {
-    const { fields } = this.config;
-    const plain = toPlain(raw);
-    if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
-      return {
-        reject: {
-          reason: 'product is not an XML element with fields',
-          raw: JSON.stringify(plain) ?? String(plain),
-        },
-      };
-    }
-    const data = plain as Record<string, unknown>;
-    const rawId = readPath(data, fields.id);
-    if ((typeof rawId !== 'string' || rawId.trim() === '') && typeof rawId !== 'number') {
-      return { reject: { reason: `product has no id (field "${fields.id}")`, raw: JSON.stringify(data) } };
-    }
-    const id = String(rawId);
-    const rawModified = readPath(data, fields.modifiedAt);
-    const modifiedAt = toIso(rawModified);
-    if (modifiedAt === null) {
-      return {
-        reject: {
-          reason: `product ${id} has no valid modification time in "${fields.modifiedAt}" (got ${JSON.stringify(rawModified) ?? 'nothing'})`,
-          raw: JSON.stringify(data),
-        },
-      };
-    }
-    let version: number | null = null;
-    if (fields.version !== '') {
-      const v = Number(readPath(data, fields.version));
-      if (Number.isInteger(v)) version = v;
-    }
-    const op = fields.deleted !== '' && isDeletedValue(readPath(data, fields.deleted)) ? 'delete' : 'upsert';
-    // A discontinued product keeps its last known fields: Analytics shows it as discontinued.
-    return { id, op, data, sourceUpdatedAt: modifiedAt, sourceVersion: version };
-  }
-
   /**
    * Pages of one window. `resumeFrom` is a cursor an earlier page returned (the service's next page
    * token); undefined or null starts at the first page.
@@ -617,9 +529,7 @@ export class InventorySource implements SourceConnector {
       );
     }
     const client = await this.open();
-    const records = new WindowRecords('inventory', this.config.dedupeWindow, this.counters, (raw) =>
-      this.readProduct(raw),
-    );
+    const records = new WindowRecords('inventory', this.config.dedupeWindow, this.counters, this.mapper);
     let token: string | undefined = resumeFrom === undefined || resumeFrom === null ? undefined : resumeFrom;
     let pageNo = 1;
     for (;;) {
@@ -631,7 +541,7 @@ export class InventorySource implements SourceConnector {
       } catch (err) {
         throw this.explain(err, where, token, pageNo - 1);
       }
-      const built = records.page(page.products, page.next);
+      const built = await records.page(page.products, page.next);
       if (page.next !== null && page.next === token) {
         throw new SourceMalformedError(
           `the Inventory service returned the same page token again on ${where}: paging would never end`,

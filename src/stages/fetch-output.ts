@@ -242,7 +242,14 @@ export class FetchRejects {
         this.handle ??= await open(this.path, this.append ? 'a' : 'w');
         this.used = true;
         const lines = rejects
-          .map((r) => JSON.stringify({ ...context, reason: r.reason, raw: clip(r.raw) }))
+          .map((r) =>
+            JSON.stringify({
+              ...context,
+              reason: r.reason,
+              ...(r.mapping ? { mapping: r.mapping } : {}),
+              raw: clip(r.raw),
+            }),
+          )
           .join('\n');
         await this.handle.write(`${lines}\n`);
         await this.handle.datasync();
