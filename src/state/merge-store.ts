@@ -3,7 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { StateError } from '../errors.js';
 import { contentHashOf, type Entity, type Envelope } from '../records/envelope.js';
 import { compareVersions, isUnversioned, parseUpdatedMs, type VersionStamp } from '../merge/version.js';
-import { extractProductIds, parseProductRefPath, DEFAULT_PRODUCT_REF_PATH } from '../merge/product-refs.js';
+import {
+  extractProductIds,
+  parseProductRefPath,
+  withEnvelopeRefs,
+  withoutEnvelopeRefs,
+  DEFAULT_PRODUCT_REF_PATH,
+} from '../merge/product-refs.js';
 import { buildUnified, type MergedEntity, type UnifiedDelivery } from '../merge/unified.js';
 import { migrate, type Db, type SqlValue } from './db.js';
 
@@ -158,7 +164,7 @@ function toMerged(row: EntityRow): MergedEntity {
   return {
     id: row.id,
     deleted: Number(row.deleted) === 1,
-    data: row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>),
+    data: row.data === null ? null : withoutEnvelopeRefs(JSON.parse(row.data) as Record<string, unknown>),
     sourceVersion: num(row.source_version),
     sourceUpdatedAt: row.source_updated_at,
     contentHash: row.content_hash,
@@ -432,7 +438,8 @@ export class MergeStore {
     for (const item of items) {
       if (item.entity === 'product') keys.set(item.id, true);
       else if (item.envelope?.op === 'upsert') {
-        for (const id of this.productIdsOf(item.envelope.data)) if (!keys.has(id)) keys.set(id, false);
+        for (const id of this.productIdsOf(withEnvelopeRefs(item.envelope)))
+          if (!keys.has(id)) keys.set(id, false);
       }
     }
     if (keys.size === 0) return;
@@ -484,7 +491,7 @@ export class MergeStore {
     };
     const next = {
       deleted,
-      data: deleted ? (envelope.data ?? storedData) : envelope.data,
+      data: deleted ? (envelope.data ?? storedData) : withEnvelopeRefs(envelope),
       sourceVersion: incoming.sourceVersion,
       sourceUpdatedAt: envelope.sourceUpdatedAt,
       updatedMs: incoming.updatedMs,
