@@ -157,7 +157,7 @@ export class RecordMapper {
     let id: string | undefined;
     const reject = (field: MappingField, text: string, reason: string, error: string): RecordReading => ({
       reject: {
-        reason: `${noun}${id === undefined ? '' : ` ${id}`} ${reason}`,
+        reason: `${noun}${id === undefined ? '' : ` ${id}`}${reason.startsWith(':') ? '' : ' '}${reason}`,
         raw: JSON.stringify(record),
         mapping: { field, expression: text, error },
       },
