@@ -129,7 +129,7 @@ export class RecordMapper {
     return this.fields.some(([f]) => f === 'productIds');
   }
 
-  /** Synchronous only when `sync`; await the result otherwise. */
+  /** Synchronous when `sync` (and whenever no expression needed JSONata's evaluator); await it otherwise. */
   map(raw: unknown): RecordReading | Promise<RecordReading> {
     const record = this.options.prepare ? this.options.prepare(raw) : raw;
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
@@ -141,14 +141,18 @@ export class RecordMapper {
       };
     }
     const outcomes = this.fields.map(([, e]) => run(e, record));
-    if (this.sync) return this.finish(record as Record<string, unknown>, outcomes as Outcome[]);
+    // Only what JSONata really evaluated is awaited: simple paths answer at once.
+    if (!outcomes.some((o) => o instanceof Promise)) {
+      return this.finish(record as Record<string, unknown>, outcomes as Outcome[]);
+    }
     return Promise.all(outcomes).then((all) => this.finish(record as Record<string, unknown>, all));
   }
 
   /** Maps a page: records are evaluated concurrently, results come back in input order. */
   mapAll(records: readonly unknown[]): RecordReading[] | Promise<RecordReading[]> {
-    if (this.sync) return records.map((r) => this.map(r) as RecordReading);
-    return Promise.all(records.map((r) => this.map(r)));
+    const readings = records.map((r) => this.map(r));
+    if (this.sync || !readings.some((r) => r instanceof Promise)) return readings as RecordReading[];
+    return Promise.all(readings);
   }
 
   private finish(record: Record<string, unknown>, outcomes: Outcome[]): RecordReading {

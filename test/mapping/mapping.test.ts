@@ -119,6 +119,16 @@ describe('JSONata mappings', () => {
     });
   });
 
+  it('a plain field name costs no asynchronous evaluation, unless an array is on the way', async () => {
+    const mapper = crmMapper(CRM_PATHS, { id: 'Id', updatedAt: 'meta.changed', productIds: 'products.sku' });
+    const plain = mapper.map({ Id: 'A', meta: { changed: '2024-01-01T00:00:00Z' } });
+    expect(plain).not.toBeInstanceOf(Promise);
+    expect(plain).toMatchObject({ id: 'A', productIds: [] });
+    const nested = mapper.map({ Id: 'B', meta: { changed: 0 }, products: [{ sku: 'P1' }, { sku: 'P2' }] });
+    expect(nested).toBeInstanceOf(Promise);
+    expect(await nested).toMatchObject({ id: 'B', productIds: ['P1', 'P2'] });
+  });
+
   it('maps a page concurrently and keeps the input order', async () => {
     const records = Array.from({ length: 50 }, (_, i) => ({
       Id: `C${i}`,
