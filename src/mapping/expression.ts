@@ -2,7 +2,8 @@
  * One mapping field, compiled once per run: a JSONata 2.x expression, or a dot path (today's
  * per-field flags) read by plain property access so the common case costs no JSONata evaluation.
  */
-import jsonata from 'jsonata';
+import { createRequire } from 'node:module';
+import type jsonataType from 'jsonata';
 import { ConfigError } from '../errors.js';
 import { readPath } from './path.js';
 
@@ -14,6 +15,13 @@ export interface CompiledExpression {
   text: string;
   /** Synchronous for a path, usually a promise for JSONata (2.x evaluates asynchronously). */
   evaluate(record: unknown): unknown;
+}
+
+// Loaded on the first JSONata expression: a run of dot paths only never pays for loading it.
+let jsonataModule: typeof jsonataType | undefined;
+function jsonata(text: string): jsonataType.Expression {
+  jsonataModule ??= createRequire(import.meta.url)('jsonata') as typeof jsonataType;
+  return jsonataModule(text);
 }
 
 /** A dot path compiled to property access. */
@@ -42,7 +50,7 @@ function plainAccess(record: unknown, names: readonly string[]): { value: unknow
 
 /** Compiles a JSONata expression; a syntax error names the setting and the position. */
 export function compileJsonata(text: string, where: string): CompiledExpression {
-  let expression: jsonata.Expression;
+  let expression: jsonataType.Expression;
   try {
     expression = jsonata(text);
   } catch (err) {

@@ -8,9 +8,10 @@ import { Ajv } from 'ajv';
 import { ConfigError } from '../errors.js';
 import { MAPPING_FIELDS, type MappingField, type MappingSpec } from './mapping.js';
 
-const ajv = new Ajv({ allErrors: false, strict: true });
+let ajv: Ajv | undefined;
 
 function validatorFor(fields: readonly MappingField[]) {
+  ajv ??= new Ajv({ allErrors: false, strict: true });
   return ajv.compile<MappingSpec>({
     type: 'object',
     additionalProperties: false,
@@ -18,10 +19,20 @@ function validatorFor(fields: readonly MappingField[]) {
   });
 }
 
-const VALIDATORS = {
-  customer: validatorFor(MAPPING_FIELDS),
-  product: validatorFor(MAPPING_FIELDS.filter((f) => f !== 'productIds')),
-};
+type Entity = 'customer' | 'product';
+const validators = new Map<Entity, ReturnType<typeof validatorFor>>();
+
+/** Compiled on first use: most runs configure no mapping. */
+function validatorOf(entity: Entity) {
+  let validate = validators.get(entity);
+  if (!validate) {
+    validate = validatorFor(
+      entity === 'customer' ? MAPPING_FIELDS : MAPPING_FIELDS.filter((f) => f !== 'productIds'),
+    );
+    validators.set(entity, validate);
+  }
+  return validate;
+}
 
 /**
  * Reads a mapping setting: "" = none, text starting with "{" = the JSON itself, anything else = a
@@ -29,7 +40,7 @@ const VALIDATORS = {
  */
 export function loadMappingSpec(
   value: string | MappingSpec | undefined,
-  entity: keyof typeof VALIDATORS,
+  entity: Entity,
   setting: string,
 ): MappingSpec {
   if (value === undefined || value === '') return {};
@@ -57,7 +68,7 @@ export function loadMappingSpec(
       );
     }
   }
-  const validate = VALIDATORS[entity];
+  const validate = validatorOf(entity);
   if (!validate(parsed)) {
     const e = validate.errors?.[0];
     const where = e?.instancePath ? `field ${e.instancePath.slice(1)}` : 'the mapping';
