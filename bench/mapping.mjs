@@ -7,14 +7,23 @@ import { startCrmServer } from '../dist/fixtures/crm/server.js';
 
 const total = Number(process.argv[2] ?? 50_000);
 const PAGE = 100;
-const PATHS = { id: 'id', updatedAt: 'updatedAt', version: 'version', deleted: 'archived', deletedAt: 'deletedAt' };
+const PATHS = {
+  id: 'id',
+  updatedAt: 'updatedAt',
+  version: 'version',
+  deleted: 'archived',
+  deletedAt: 'deletedAt',
+};
 
 // Records as the fixture CRM serves them, Salesforce-shaped (delimited references, status deletes).
-const server = await startCrmServer({ count: 1, shape: { refs: 'delimited', deletes: 'status', time: 'epoch-ms' } });
+const server = await startCrmServer({
+  count: 1,
+  shape: { refs: 'delimited', deletes: 'status', time: 'epoch-ms' },
+});
 const store = server.control.store;
 await server.close();
 const { shapeCustomer } = await import('../dist/fixtures/crm/shapes.js');
-const records = [...new (store.constructor)({ seed: 42, count: total, products: 200 }).records()].map((c) =>
+const records = [...new store.constructor({ seed: 42, count: total, products: 200 }).records()].map((c) =>
   shapeCustomer(c, { refs: 'delimited', deletes: 'status', time: 'epoch-ms' }),
 );
 
@@ -56,7 +65,11 @@ async function run(spec, withEnvelopes) {
 
 const best = async (spec, withEnvelopes) => {
   await run(spec, withEnvelopes); // warm-up
-  return Math.min(await run(spec, withEnvelopes), await run(spec, withEnvelopes), await run(spec, withEnvelopes));
+  return Math.min(
+    await run(spec, withEnvelopes),
+    await run(spec, withEnvelopes),
+    await run(spec, withEnvelopes),
+  );
 };
 
 console.log(`${total} records in pages of ${PAGE}; µs per record, best of 3`);
