@@ -43,7 +43,15 @@ if (what === 'analytics-summary') {
       await post(`${control(env.SYNCCTL_INVENTORY_WSDL)}/mutate`, { update: 10, discontinue: 2 }),
     ),
   );
+} else if (what === 'crm-latency') {
+  // Slows every CRM page, so the demo's first run is still holding its lock when the second starts.
+  const latencyMs = Number(process.argv[3] ?? 0);
+  await call(`${control(env.SYNCCTL_CRM_URL)}/faults`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(latencyMs > 0 ? { latencyMs } : {}),
+  });
 } else {
-  console.error('usage: demo-http.mjs analytics-summary|mutate');
+  console.error('usage: demo-http.mjs analytics-summary|mutate|crm-latency MS');
   process.exit(2);
 }

@@ -22,14 +22,15 @@ import {
   resolveSettings,
   type SettingsSource,
 } from '../settings/index.js';
-import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
 import {
-  WindowRecords,
-  emptyRecordStats,
-  readPath,
-  type RecordReading,
-  type SourceRecordStats,
-} from './source-records.js';
+  crmMapper,
+  type CrmFieldPaths,
+  loadMappingSpec,
+  type MappingSpec,
+  type RecordMapper,
+} from '../mapping/index.js';
+import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
+import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 import {
   checkConfig,
   configDefaults,
@@ -44,18 +45,8 @@ export { readPath };
 export const CRM_PAGINATION_STYLES = CRM_SETTINGS.crmPagination.choices;
 export type CrmPaginationStyle = (typeof CRM_PAGINATION_STYLES)[number];
 
-export interface CrmFieldMap {
-  /** Field holding the record id (required on every record). */
-  id: string;
-  /** Field holding the source modification time (ISO-8601 or epoch ms). */
-  updatedAt: string;
-  /** Field holding a version number; '' when the CRM has none. */
-  version: string;
-  /** Boolean field marking archived/deleted records; '' when none. */
-  deleted: string;
-  /** Field that, when non-null, marks the record deleted; '' when none. */
-  deletedAt: string;
-}
+/** Dot paths of the record's fields: the mapping's shorthands (see src/mapping/sources.ts). */
+export type CrmFieldMap = CrmFieldPaths;
 
 export interface CrmSourceConfig {
   baseUrl: string;
@@ -77,9 +68,15 @@ export interface CrmSourceConfig {
   firstPage: number;
   /** Dot path to the total record count (offset style; '' = stop at the first short page). */
   totalPath: string;
+  /** '' when the CRM cannot filter by modification time (then only full runs). */
   sinceParam: string;
+  /** '' when the CRM has no "modified before" filter (then a run lists up to now). */
   untilParam: string;
   fields: CrmFieldMap;
+  /** The `crmMapping` setting: a JSON file of JSONata expressions, or the JSON itself; '' = none. */
+  mapping: string;
+  /** A mapping given in code; takes the place of `mapping`. */
+  mappingSpec?: MappingSpec;
   /** Per-attempt timeout of every request. */
   timeoutMs: number;
   /** Retries per request for transient failures (network, timeouts, 408/429/5xx, unparseable body). */
@@ -172,13 +169,6 @@ interface FetchedPage {
   next: CrmCursor | null;
 }
 
-function toIso(value: unknown): string | null {
-  if (typeof value === 'number' && Number.isFinite(value)) return new Date(value).toISOString();
-  if (typeof value !== 'string' || value.trim() === '') return null;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
-}
-
 function describeStatus(response: Response | undefined): string {
   if (!response) return 'no response';
   const type = String(response.headers['content-type'] ?? '').split(';')[0] || 'no content type';
@@ -192,6 +182,8 @@ export interface CrmSourceOptions {
 export class CrmSource implements SourceConnector {
   readonly source = 'crm' as const;
   readonly config: CrmSourceConfig;
+  readonly filters: SourceFilters;
+  readonly mapper: RecordMapper;
   private readonly http: Got;
   private readonly origin: string;
   private readonly logger: Logger | undefined;
@@ -202,6 +194,11 @@ export class CrmSource implements SourceConnector {
     this.logger = options.logger;
     this.origin = new URL(this.config.baseUrl).origin;
     const { config } = this;
+    this.filters = { since: config.sinceParam !== '', until: config.untilParam !== '' };
+    this.mapper = crmMapper(
+      config.fields,
+      loadMappingSpec(config.mappingSpec ?? config.mapping, 'customer', flagOf(CRM_SETTINGS, 'crmMapping')),
+    );
     this.http = got.extend({
       headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
       responseType: 'json',
@@ -278,8 +275,19 @@ export class CrmSource implements SourceConnector {
       config.baseUrl.endsWith('/') ? config.baseUrl : `${config.baseUrl}/`,
     );
     if (config.pageSizeParam !== '') url.searchParams.set(config.pageSizeParam, String(config.pageSize));
-    if (window.since) url.searchParams.set(config.sinceParam, window.since);
-    if (window.until) url.searchParams.set(config.untilParam, window.until);
+    if (window.since) {
+      if (!this.filters.since) {
+        throw new ConfigError(
+          'the CRM is configured without a modified-since filter, so it can only be fetched in full',
+          {
+            hint: 'set --crm-since-param, or fetch with --full',
+          },
+        );
+      }
+      url.searchParams.set(config.sinceParam, window.since);
+    }
+    // Without an until filter the CRM lists up to now; the high-water mark comes from what was seen.
+    if (window.until && this.filters.until) url.searchParams.set(config.untilParam, window.until);
     if (config.pagination === 'offset') url.searchParams.set(config.pageParam, String(config.firstPage));
     return url;
   }
@@ -371,50 +379,6 @@ export class CrmSource implements SourceConnector {
     return url;
   }
 
-  /** One CRM record as an envelope's parts (a delete carries no data), or why it is rejected. */
-  private readRecord(record: unknown): RecordReading {
-    const { fields } = this.config;
-    if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-      return {
-        reject: { reason: 'record is not a JSON object', raw: JSON.stringify(record) ?? String(record) },
-      };
-    }
-    const data = record as Record<string, unknown>;
-    const rawId = readPath(data, fields.id);
-    if ((typeof rawId !== 'string' || rawId === '') && typeof rawId !== 'number') {
-      return { reject: { reason: `record has no id (field "${fields.id}")`, raw: JSON.stringify(record) } };
-    }
-    const id = String(rawId);
-    const rawUpdated = readPath(data, fields.updatedAt);
-    const updatedAt = toIso(rawUpdated);
-    if (updatedAt === null) {
-      return {
-        reject: {
-          reason: `record ${id} has no valid modification time in "${fields.updatedAt}" (got ${JSON.stringify(rawUpdated) ?? 'nothing'})`,
-          raw: JSON.stringify(record),
-        },
-      };
-    }
-    let version: number | null = null;
-    if (fields.version !== '') {
-      const v = Number(readPath(data, fields.version));
-      if (Number.isFinite(v)) version = v;
-    }
-    const deletedFlag = fields.deleted !== '' && readPath(data, fields.deleted) === true;
-    const deletedAt = fields.deletedAt === '' ? undefined : readPath(data, fields.deletedAt);
-    const op =
-      deletedFlag || (deletedAt !== undefined && deletedAt !== null && deletedAt !== '')
-        ? 'delete'
-        : 'upsert';
-    return {
-      id,
-      op,
-      data: op === 'delete' ? null : data,
-      sourceUpdatedAt: updatedAt,
-      sourceVersion: version,
-    };
-  }
-
   /** Turns what got threw into the error an operator can act on. */
   private explain(err: unknown, url: string, pageNo: number, pagesDone: number): SyncError {
     const where = `CRM page ${pageNo} (${redact(url)})`;
@@ -494,9 +458,7 @@ export class CrmSource implements SourceConnector {
 
   async *pages(window: FetchWindow, resumeFrom?: unknown): AsyncGenerator<SourcePage> {
     const start = this.startUrl(window, resumeFrom);
-    const records = new WindowRecords('crm', this.config.dedupeWindow, this.counters, (record) =>
-      this.readRecord(record),
-    );
+    const records = new WindowRecords('crm', this.config.dedupeWindow, this.counters, this.mapper);
     let pageNo = 1;
     let pagesDone = 0;
     let currentUrl = start.href;
@@ -521,7 +483,7 @@ export class CrmSource implements SourceConnector {
     });
     try {
       for await (const page of iterator) {
-        const built = records.page(page.records, page.next);
+        const built = await records.page(page.records, page.next);
         pagesDone++;
         yield built;
       }

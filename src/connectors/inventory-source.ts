@@ -21,147 +21,21 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
+import { FETCH_SETTINGS, flagOf, flagsAndEnv, INVENTORY_SETTINGS } from '../settings/index.js';
+import { backoffDelay, retryAfterDelay, retryAfterTooLong, type RetryPolicy } from './retry-policy.js';
+import { inventoryMapper, loadMappingSpec, soapRecordsAt, type RecordMapper } from '../mapping/index.js';
 import {
-  FETCH_SETTINGS,
-  flagOf,
-  flagsAndEnv,
-  INVENTORY_SETTINGS,
-  resolveSettings,
-  type SettingsSource,
-} from '../settings/index.js';
-import type { FetchWindow, SourceConnector, SourcePage } from './source.js';
-import {
-  backoffDelay,
-  isTransientErrorCode,
-  isTransientStatus,
-  parseRetryAfter,
-  retryAfterDelay,
-  retryAfterTooLong,
-  type RetryPolicy,
-} from './retry-policy.js';
-import {
-  WindowRecords,
-  emptyRecordStats,
-  readPath,
-  type RecordReading,
-  type SourceRecordStats,
-} from './source-records.js';
-import {
-  checkConfig,
-  configDefaults,
-  configFromValues,
-  definedOnly,
-  settingErrors,
-} from './source-settings.js';
+  resolveInventoryConfig,
+  type InventorySourceConfig,
+  type InventorySourceInput,
+} from './inventory-config.js';
+import { RetriesExhausted, classify, shorten, wsdlFailure } from './soap-faults.js';
+import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
+import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 
 export { readPath };
-
-export interface InventoryFieldMap {
-  /** Field holding the product id (required on every product). */
-  id: string;
-  /** Field holding the source modification time (xsd:dateTime / ISO-8601). */
-  modifiedAt: string;
-  /** Field holding a version number; '' when the service has none. */
-  version: string;
-  /** Boolean field marking discontinued (deleted) products; '' when none. */
-  deleted: string;
-}
-
-/** Element names of the listing request, for services that spell them differently. */
-export interface InventoryRequestMap {
-  pageToken: string;
-  pageSize: string;
-  /** '' when the service cannot filter by time (then only full fetches make sense). */
-  modifiedSince: string;
-  modifiedUntil: string;
-}
-
-export interface InventorySourceConfig {
-  /** URL of the WSDL, e.g. http://inventory.example.com/inventory?wsdl. */
-  wsdlUrl: string;
-  /** WS-Security UsernameToken (PasswordText); '' sends no security header. */
-  user: string;
-  password: string;
-  /** Overrides the WSDL's soap:address ('' = use the WSDL's). */
-  endpoint: string;
-  /** The listing operation. */
-  operation: string;
-  /** Dot path to the products in the operation's result ('products.product'). */
-  recordsPath: string;
-  /** Dot path to the next page token in the result. */
-  nextTokenPath: string;
-  request: InventoryRequestMap;
-  pageSize: number;
-  fields: InventoryFieldMap;
-  /** Deadline of every SOAP call and of the WSDL download. */
-  timeoutMs: number;
-  /** Retries per call for transient failures (so at most retries + 1 attempts). */
-  retries: number;
-  /** First backoff delay; doubles per retry up to backoffLimitMs, with jitter. */
-  backoffBaseMs: number;
-  backoffLimitMs: number;
-  /** A Retry-After longer than this is not waited for: the call fails as transient instead. */
-  maxRetryAfterMs: number;
-  /** Exact repeats (same id and content) within one run are dropped via an LRU of this many ids; 0 = off. */
-  dedupeWindow: number;
-}
-
-export type InventorySourceInput = Partial<Omit<InventorySourceConfig, 'fields' | 'request'>> & {
-  fields?: Partial<InventoryFieldMap>;
-  request?: Partial<InventoryRequestMap>;
-};
-
-const DEFAULTS = configDefaults(INVENTORY_SETTINGS) as unknown as InventorySourceConfig;
-
-const fieldError = settingErrors('Inventory', INVENTORY_SETTINGS);
-
-function checkHttpUrl(value: string, field: string): void {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw fieldError(field, `is not a URL: "${redact(value)}"`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw fieldError(field, 'must be an http(s) URL');
-}
-
-/** Validates options at the edge; every message names the setting and how to set it. */
-export function resolveInventoryConfig(input: InventorySourceInput): InventorySourceConfig {
-  const config = {
-    ...DEFAULTS,
-    ...definedOnly(input),
-    request: { ...DEFAULTS.request, ...definedOnly(input.request) },
-    fields: { ...DEFAULTS.fields, ...definedOnly(input.fields) },
-  } as InventorySourceConfig;
-  checkConfig(config as unknown as Record<string, unknown>, INVENTORY_SETTINGS, fieldError);
-
-  if (!config.wsdlUrl) {
-    throw fieldError(
-      'wsdlUrl',
-      'is required (the Inventory WSDL URL, e.g. http://inventory.example.com/inventory?wsdl)',
-    );
-  }
-  checkHttpUrl(config.wsdlUrl, 'wsdlUrl');
-  if (config.endpoint !== '') checkHttpUrl(config.endpoint, 'endpoint');
-  if ((config.user === '') !== (config.password === '')) {
-    throw fieldError(
-      config.user === '' ? 'user' : 'password',
-      'is required when the other credential is set',
-    );
-  }
-  return config;
-}
-
-/** The Inventory configuration from flags > SYNCCTL_INVENTORY_* environment > profile > defaults, validated. */
-export function inventoryConfigFromSettings(
-  settings: SettingsSource,
-  flags: Readonly<Record<string, unknown>> = {},
-): InventorySourceConfig {
-  return resolveInventoryConfig(
-    configFromValues(INVENTORY_SETTINGS, resolveSettings(INVENTORY_SETTINGS, settings, flags)),
-  );
-}
+export * from './inventory-config.js';
+export { parseRetryAfter } from './retry-policy.js';
 
 export type InventorySourceStats = SourceRecordStats;
 
@@ -173,183 +47,13 @@ export interface InventorySourceOptions {
   random?: () => number;
 }
 
-/** Like readPath, but tells "an empty list" (a present element with nothing in it) from "no such element". */
-function readRecords(result: unknown, path: string): unknown[] | undefined {
-  let current: unknown = result;
-  const parts = path.split('.');
-  for (let i = 0; i < parts.length; i++) {
-    if (current === null || current === '') return [];
-    if (typeof current !== 'object') return undefined;
-    const rest = parts.slice(i).join('.');
-    const obj = current as Record<string, unknown>;
-    if (Object.hasOwn(obj, rest)) {
-      current = obj[rest];
-      break;
-    }
-    const part = parts[i] as string;
-    if (!Object.hasOwn(obj, part)) {
-      // An element with no children parses as an empty object: the list is simply empty.
-      return Object.keys(obj).filter((k) => k !== '$attributes').length === 0 ? [] : undefined;
-    }
-    current = obj[part];
-  }
-  if (current === undefined) return undefined;
-  if (current === null || current === '') return [];
-  // A list with one element parses as that element when the schema does not say "unbounded".
-  return Array.isArray(current) ? current : [current];
-}
-
-function toIso(value: unknown): string | null {
-  if (value instanceof Date) return Number.isFinite(value.getTime()) ? value.toISOString() : null;
-  if (typeof value !== 'string' || value.trim() === '') return null;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
-}
-
-/** Parsed SOAP values → JSON: dates as ISO text, XML namespace/xsi attributes dropped. */
-function toPlain(value: unknown): unknown {
-  if (value instanceof Date) return Number.isFinite(value.getTime()) ? value.toISOString() : null;
-  if (Array.isArray(value)) return value.map(toPlain);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, v] of Object.entries(value)) {
-      if (key === '$attributes' && v !== null && typeof v === 'object') {
-        const kept = Object.entries(v).filter(([name]) => !/^(xmlns(:|$)|xsi:)/.test(name));
-        if (kept.length > 0) out[key] = Object.fromEntries(kept);
-        continue;
-      }
-      out[key] = toPlain(v);
-    }
-    return out;
-  }
-  return value;
-}
-
-function isDeletedValue(value: unknown): boolean {
-  return value === true || value === 1 || (typeof value === 'string' && /^(true|1|yes)$/i.test(value.trim()));
-}
-
-/** What one failed attempt was, and whether another attempt may help. */
-interface Failure {
-  kind: 'transient' | 'malformed' | 'auth' | 'rejected' | 'not-found';
-  message: string;
-  /** The server's Retry-After, in ms. */
-  retryAfterMs?: number;
-}
-
-interface SoapFaultInfo {
-  code: string;
-  text: string;
-  detail: string;
-  status: number | undefined;
-}
-
-function shorten(text: string, max = 300): string {
-  const oneLine = text.replace(/\s+/g, ' ').trim();
-  return oneLine.length > max ? `${oneLine.slice(0, max)}…` : oneLine;
-}
-
-function textOf(value: unknown): string {
-  if (value === undefined || value === null) return '';
-  if (typeof value === 'string') return value;
-  if (typeof value === 'object' && '$value' in value) return textOf((value as { $value: unknown }).$value);
-  return JSON.stringify(value);
-}
-
-/** The Fault of a SOAP 1.1 or 1.2 envelope the soap client parsed, if there is one. */
-function faultOf(err: unknown): SoapFaultInfo | undefined {
-  const e = err as { root?: { Envelope?: { Body?: { Fault?: unknown } } }; response?: { status?: number } };
-  const fault = e?.root?.Envelope?.Body?.Fault as Record<string, unknown> | undefined;
-  if (!fault || typeof fault !== 'object') return undefined;
-  const status = e.response?.status;
-  if ('faultcode' in fault || 'faultstring' in fault) {
-    return {
-      code: textOf(fault.faultcode),
-      text: textOf(fault.faultstring),
-      detail: textOf(fault.detail),
-      status,
-    };
-  }
-  const code = fault.Code as { Value?: unknown; Subcode?: { Value?: unknown } } | undefined;
-  const sub = textOf(code?.Subcode?.Value);
-  return {
-    code: [textOf(code?.Value), sub].filter((s) => s !== '').join('/'),
-    text: textOf((fault.Reason as { Text?: unknown } | undefined)?.Text),
-    detail: textOf(fault.Detail),
-    status,
-  };
-}
-
-/** Sorts one failed SOAP call (or WSDL download) into what the operator and the retry loop need. */
-function classify(err: unknown): Failure {
-  if (err instanceof SyncError) {
-    if (err instanceof SourceMalformedError) return { kind: 'malformed', message: err.message };
-    if (err instanceof SourcePermanentError) return { kind: 'rejected', message: err.message };
-    return { kind: 'transient', message: err.message };
-  }
-  const fault = faultOf(err);
-  if (fault) {
-    const described = `SOAP Fault ${fault.code}: ${fault.text}${fault.detail ? ` (${shorten(fault.detail, 200)})` : ''}`;
-    // SOAP 1.1 "soap:Client" / "SOAP-ENV:Client.Authentication", SOAP 1.2 "soap:Sender/…".
-    const clientSide = /(^|:)(Client|Sender)(\b|$)/i.test(fault.code);
-    const authLike =
-      /FailedAuthentication|InvalidSecurity|FailedCheck|Authenticat|Unauthori[sz]ed/i.test(fault.code) ||
-      fault.status === 401 ||
-      fault.status === 403 ||
-      (clientSide &&
-        /authenticat|credential|password|unauthori[sz]ed|security token/i.test(
-          `${fault.text} ${fault.detail}`,
-        ));
-    if (authLike) return { kind: 'auth', message: described };
-    if (clientSide) return { kind: 'rejected', message: described };
-    return { kind: 'transient', message: described };
-  }
-  const e = err as {
-    Fault?: { faultstring?: unknown; detail?: unknown };
-    response?: { status?: number; headers?: Record<string, unknown> };
-    code?: unknown;
-    message?: unknown;
-  };
-  const status = e?.response?.status;
-  if (typeof status === 'number' && status >= 400) {
-    const retryAfterMs = parseRetryAfter(e.response?.headers?.['retry-after']);
-    const type = String(e.response?.headers?.['content-type'] ?? 'no content type').split(';')[0];
-    const what = `HTTP ${status} (${type})`;
-    if (status === 401 || status === 403) return { kind: 'auth', message: what };
-    if (status === 404 || status === 410) return { kind: 'not-found', message: what };
-    if (isTransientStatus(status)) {
-      return { kind: 'transient', message: what, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
-    }
-    return { kind: 'rejected', message: what };
-  }
-  if (e && typeof e === 'object' && e.Fault && !(err instanceof Error)) {
-    // The soap client's XML parser throws a plain {Fault} object for a 2xx body it cannot parse (for
-    // an HTTP error status the status above is what matters: a 429 or 502 page is not SOAP anyway).
-    return {
-      kind: 'malformed',
-      message: `the response is not valid XML (${shorten(textOf(e.Fault.detail) || textOf(e.Fault.faultstring), 200)})`,
-    };
-  }
-  const code = typeof e?.code === 'string' ? e.code : undefined;
-  const message = err instanceof Error ? err.message : String(err);
-  if (code === 'ECONNABORTED' || code === 'ETIMEDOUT' || code === 'ERR_CANCELED') {
-    return { kind: 'transient', message: `timed out (${code})` };
-  }
-  if (isTransientErrorCode(code)) return { kind: 'transient', message: `${code}: ${message}` };
-  if (/Cannot parse response|Unexpected|Unclosed|Invalid|non-whitespace|Text data outside/i.test(message)) {
-    return {
-      kind: 'malformed',
-      message: `the response is not a readable SOAP envelope (${shorten(message, 200)})`,
-    };
-  }
-  return { kind: 'transient', message: shorten(message) };
-}
-
 type ListProductsAsync = (args: unknown, options?: unknown) => Promise<[unknown, unknown, unknown, unknown]>;
 
 export class InventorySource implements SourceConnector {
   readonly source = 'inventory' as const;
   readonly config: InventorySourceConfig;
+  readonly filters: SourceFilters;
+  readonly mapper: RecordMapper;
   private readonly logger: Logger | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
@@ -361,6 +65,16 @@ export class InventorySource implements SourceConnector {
 
   constructor(input: InventorySourceInput | InventorySourceConfig, options: InventorySourceOptions = {}) {
     this.config = resolveInventoryConfig(input);
+    const { config } = this;
+    this.filters = { since: config.request.modifiedSince !== '', until: config.request.modifiedUntil !== '' };
+    this.mapper = inventoryMapper(
+      config.fields,
+      loadMappingSpec(
+        config.mappingSpec ?? config.mapping,
+        'product',
+        flagOf(INVENTORY_SETTINGS, 'inventoryMapping'),
+      ),
+    );
     this.logger = options.logger;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
@@ -504,18 +218,19 @@ export class InventorySource implements SourceConnector {
     if (request.pageSize !== '') args[request.pageSize] = pageSize;
     const since = normaliseTime(window.since, 'since');
     const until = normaliseTime(window.until, 'until');
-    if (since !== undefined || until !== undefined) {
-      if (request.modifiedSince === '' || request.modifiedUntil === '') {
+    if (since !== undefined) {
+      if (!this.filters.since) {
         throw new ConfigError(
-          `the Inventory service is configured without time filters, so ${flagOf(FETCH_SETTINGS, 'since')}/${flagOf(FETCH_SETTINGS, 'until')} cannot be used`,
+          'the Inventory service is configured without a modified-since filter, so it can only be fetched in full',
           {
-            hint: `set ${flagOf(INVENTORY_SETTINGS, 'inventorySinceParam')} and ${flagOf(INVENTORY_SETTINGS, 'inventoryUntilParam')}, or fetch with ${flagOf(FETCH_SETTINGS, 'full')}`,
+            hint: `set ${flagOf(INVENTORY_SETTINGS, 'inventorySinceParam')}, or fetch with ${flagOf(FETCH_SETTINGS, 'full')}`,
           },
         );
       }
+      args[request.modifiedSince] = since;
     }
-    if (since !== undefined) args[request.modifiedSince] = since;
-    if (until !== undefined) args[request.modifiedUntil] = until;
+    // Without an until filter the service lists up to now; the high-water mark comes from what was seen.
+    if (until !== undefined && this.filters.until) args[request.modifiedUntil] = until;
     return args;
   }
 
@@ -540,7 +255,7 @@ export class InventorySource implements SourceConnector {
       if (result === null || typeof result !== 'object') {
         throw new SourceMalformedError(`the ${config.operation} response has no result element`);
       }
-      const products = readRecords(result, config.recordsPath);
+      const products = soapRecordsAt(result, config.recordsPath);
       if (products === undefined) {
         const keys = Object.keys(result).slice(0, 10).join(', ') || 'nothing';
         throw new SourceMalformedError(
@@ -558,44 +273,6 @@ export class InventorySource implements SourceConnector {
     });
   }
 
-  /** One SOAP product as an envelope's parts, or why it is rejected. */
-  private readProduct(raw: unknown): RecordReading {
-    const { fields } = this.config;
-    const plain = toPlain(raw);
-    if (plain === null || typeof plain !== 'object' || Array.isArray(plain)) {
-      return {
-        reject: {
-          reason: 'product is not an XML element with fields',
-          raw: JSON.stringify(plain) ?? String(plain),
-        },
-      };
-    }
-    const data = plain as Record<string, unknown>;
-    const rawId = readPath(data, fields.id);
-    if ((typeof rawId !== 'string' || rawId.trim() === '') && typeof rawId !== 'number') {
-      return { reject: { reason: `product has no id (field "${fields.id}")`, raw: JSON.stringify(data) } };
-    }
-    const id = String(rawId);
-    const rawModified = readPath(data, fields.modifiedAt);
-    const modifiedAt = toIso(rawModified);
-    if (modifiedAt === null) {
-      return {
-        reject: {
-          reason: `product ${id} has no valid modification time in "${fields.modifiedAt}" (got ${JSON.stringify(rawModified) ?? 'nothing'})`,
-          raw: JSON.stringify(data),
-        },
-      };
-    }
-    let version: number | null = null;
-    if (fields.version !== '') {
-      const v = Number(readPath(data, fields.version));
-      if (Number.isInteger(v)) version = v;
-    }
-    const op = fields.deleted !== '' && isDeletedValue(readPath(data, fields.deleted)) ? 'delete' : 'upsert';
-    // A discontinued product keeps its last known fields: Analytics shows it as discontinued.
-    return { id, op, data, sourceUpdatedAt: modifiedAt, sourceVersion: version };
-  }
-
   /**
    * Pages of one window. `resumeFrom` is a cursor an earlier page returned (the service's next page
    * token); undefined or null starts at the first page.
@@ -608,9 +285,7 @@ export class InventorySource implements SourceConnector {
       );
     }
     const client = await this.open();
-    const records = new WindowRecords('inventory', this.config.dedupeWindow, this.counters, (raw) =>
-      this.readProduct(raw),
-    );
+    const records = new WindowRecords('inventory', this.config.dedupeWindow, this.counters, this.mapper);
     let token: string | undefined = resumeFrom === undefined || resumeFrom === null ? undefined : resumeFrom;
     let pageNo = 1;
     for (;;) {
@@ -622,7 +297,7 @@ export class InventorySource implements SourceConnector {
       } catch (err) {
         throw this.explain(err, where, token, pageNo - 1);
       }
-      const built = records.page(page.products, page.next);
+      const built = await records.page(page.products, page.next);
       if (page.next !== null && page.next === token) {
         throw new SourceMalformedError(
           `the Inventory service returned the same page token again on ${where}: paging would never end`,
@@ -686,32 +361,6 @@ export class InventorySource implements SourceConnector {
         );
     }
   }
-}
-
-/** The last failure of a call after the retry loop gave up (or saw a failure not worth retrying). */
-class RetriesExhausted extends Error {
-  constructor(
-    readonly failure: Failure,
-    readonly attempts: number,
-  ) {
-    super(failure.message);
-  }
-}
-
-/** WSDL download errors come as plain Errors ("Invalid WSDL URL … Code: 404"); give them a shape classify reads. */
-function wsdlFailure(err: unknown): unknown {
-  if (!(err instanceof Error)) return err;
-  const status = /Code:\s*(\d{3})/.exec(err.message);
-  if (status) {
-    const code = Number(status[1]);
-    const what = `HTTP ${code} for the WSDL`;
-    if (isTransientStatus(code)) return new SourceTransientError(what);
-    return new SourcePermanentError(what);
-  }
-  const code = (err as { code?: unknown }).code;
-  if (isTransientErrorCode(code)) return err;
-  // Anything else is a document the soap package could not read as a WSDL.
-  return new SourcePermanentError(`not a usable WSDL document (${shorten(err.message, 200)})`);
 }
 
 function describeOperations(client: soap.Client): string[] {

@@ -1,16 +1,14 @@
 /**
  * What the CRM and Inventory sources do alike once a page's raw records are in hand: map each record
  * to an envelope or a reject, drop exact repeats, track the window's high-water mark and count.
- * How a record is read (field names, time formats, what marks a delete) stays with each connector.
+ * How a record is read (field names, time formats, what marks a delete) is the source's mapping
+ * (src/mapping/).
  */
-import {
-  contentHashOf,
-  makeEnvelope,
-  type Envelope,
-  type Operation,
-  type Source,
-} from '../records/envelope.js';
+import { contentHashOf, makeEnvelope, type Envelope, type Source } from '../records/envelope.js';
+import { readPath, type RecordMapper, type RecordReading } from '../mapping/index.js';
 import type { SourcePage, SourceReject, SourceStats } from './source.js';
+
+export { readPath, type RecordReading };
 
 /** Counters of a source that builds envelopes through WindowRecords. */
 export interface SourceRecordStats extends SourceStats {
@@ -21,22 +19,6 @@ export interface SourceRecordStats extends SourceStats {
 
 export function emptyRecordStats(): SourceRecordStats {
   return { requests: 0, retries: 0, pages: 0, records: 0, rejects: 0, duplicatesDropped: 0 };
-}
-
-/** Reads a dot path; a key that itself contains dots (e.g. "@odata.nextLink") is matched whole first. */
-export function readPath(value: unknown, path: string): unknown {
-  if (path === '') return value;
-  if (value === null || typeof value !== 'object') return undefined;
-  const obj = value as Record<string, unknown>;
-  if (Object.hasOwn(obj, path)) return obj[path];
-  for (let dot = path.indexOf('.'); dot !== -1; dot = path.indexOf('.', dot + 1)) {
-    const head = path.slice(0, dot);
-    if (Object.hasOwn(obj, head)) {
-      const found = readPath(obj[head], path.slice(dot + 1));
-      if (found !== undefined) return found;
-    }
-  }
-  return undefined;
 }
 
 /** A small LRU of id → content hash, to drop exact repeats across page boundaries cheaply. */
@@ -58,17 +40,6 @@ export class RecentIds {
   }
 }
 
-/** One raw record as a connector read it: the envelope's parts, or why it cannot become one. */
-export type RecordReading =
-  | {
-      id: string;
-      op: Operation;
-      data: Record<string, unknown> | null;
-      sourceUpdatedAt: string;
-      sourceVersion: number | null;
-    }
-  | { reject: SourceReject };
-
 /**
  * The pages of one window: dedupe and high-water mark live as long as the window's paging does,
  * the counters as long as the connector.
@@ -81,30 +52,41 @@ export class WindowRecords {
     private readonly source: Source,
     dedupeWindow: number,
     private readonly counters: SourceRecordStats,
-    private readonly read: (record: unknown) => RecordReading,
+    private readonly mapper: RecordMapper,
   ) {
     this.recent = new RecentIds(dedupeWindow);
   }
 
   /** One page's records as envelopes and rejects, counted, with the window's high-water mark so far. */
-  page(records: unknown[], cursor: unknown): SourcePage {
+  async page(records: unknown[], cursor: unknown): Promise<SourcePage> {
     const envelopes: Envelope[] = [];
     const rejects: SourceReject[] = [];
     let pageHighWater: string | null = null;
     const fetchedAt = new Date().toISOString();
-    for (const record of records) {
-      const reading = this.read(record);
+    // One await per page, not per record: a mapping of dot paths maps synchronously, a JSONata one
+    // evaluates the page's records concurrently.
+    const readings = await this.mapper.mapAll(records);
+    for (const reading of readings) {
       if ('reject' in reading) {
         rejects.push(reading.reject);
         continue;
       }
-      const { id, op, data, sourceUpdatedAt, sourceVersion } = reading;
-      if (this.recent.seen(id, contentHashOf(op, data))) {
+      const { id, op, data, sourceUpdatedAt, sourceVersion, productIds } = reading;
+      if (this.recent.seen(id, contentHashOf(op, data, productIds))) {
         this.counters.duplicatesDropped++;
         continue;
       }
       envelopes.push(
-        makeEnvelope({ source: this.source, id, op, data, sourceUpdatedAt, sourceVersion, fetchedAt }),
+        makeEnvelope({
+          source: this.source,
+          id,
+          op,
+          data,
+          sourceUpdatedAt,
+          sourceVersion,
+          fetchedAt,
+          ...(productIds === undefined ? {} : { productIds }),
+        }),
       );
       if (pageHighWater === null || sourceUpdatedAt > pageHighWater) pageHighWater = sourceUpdatedAt;
     }

@@ -10,6 +10,14 @@ export interface FetchWindow {
 export interface SourceReject {
   reason: string;
   raw: string;
+  /** Set when the source's mapping failed on the record: which field, its expression, the error. */
+  mapping?: { field: string; expression: string; error: string };
+}
+
+/** The time filters a source's listing has: a run uses only those (see FetchWindow). */
+export interface SourceFilters {
+  since: boolean;
+  until: boolean;
 }
 
 export interface SourcePage {
@@ -30,6 +38,11 @@ export interface SourceStats {
 /** A paged source: REST (CRM) or SOAP (Inventory). Configuration lives in the connector, not the stage. */
 export interface SourceConnector {
   readonly source: Source;
+  /**
+   * Without an until filter a window's `until` is not sent: the source lists up to now, and the
+   * high-water mark comes from the records seen.
+   */
+  readonly filters?: SourceFilters;
   /** Pages of one window, starting after `resumeFrom` when given (a cursor a previous page returned). */
   pages(window: FetchWindow, resumeFrom?: unknown): AsyncIterable<SourcePage>;
   stats(): SourceStats;

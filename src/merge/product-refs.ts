@@ -1,5 +1,28 @@
 import { UsageError } from '../errors.js';
+import type { Envelope } from '../records/envelope.js';
 import { CONSUME_SETTINGS } from '../settings/index.js';
+
+/**
+ * An envelope that carries its own product references (the source's mapping read them at fetch
+ * time) is stored with them under this key, so they outlive the envelope; the key is taken out
+ * again before the customer's data goes anywhere (withoutEnvelopeRefs).
+ */
+const ENVELOPE_REFS_KEY = '$syncctl.productIds';
+
+/** The customer data to store: the envelope's data, plus its product references when it has them. */
+export function withEnvelopeRefs(
+  envelope: Pick<Envelope, 'data' | 'productIds'>,
+): Record<string, unknown> | null {
+  if (envelope.data === null || envelope.productIds === undefined) return envelope.data;
+  return { ...envelope.data, [ENVELOPE_REFS_KEY]: envelope.productIds };
+}
+
+/** Stored data as the source sent it (without the references withEnvelopeRefs added). */
+export function withoutEnvelopeRefs(data: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.hasOwn(data, ENVELOPE_REFS_KEY)) return data;
+  const { [ENVELOPE_REFS_KEY]: _refs, ...rest } = data;
+  return rest;
+}
 
 /**
  * Where a customer record lists the products it references, as a small path language so a CRM that
@@ -33,9 +56,14 @@ export function parseProductRefPath(path: string): Segment[] {
   });
 }
 
-/** The distinct product ids a customer references, in first-seen order. */
+/**
+ * The distinct product ids a customer references, in first-seen order: the envelope's own when it
+ * carried them, otherwise read from the data along the --product-ref-path segments.
+ */
 export function extractProductIds(data: Record<string, unknown> | null, segments: Segment[]): string[] {
   if (data === null) return [];
+  const carried = data[ENVELOPE_REFS_KEY];
+  if (Array.isArray(carried)) return carried.filter((id): id is string => typeof id === 'string');
   let current: unknown[] = [data];
   for (const segment of segments) {
     const next: unknown[] = [];

@@ -26,6 +26,11 @@ export interface Envelope {
   contentHash: string;
   idempotencyKey: string;
   data: Record<string, unknown> | null;
+  /**
+   * Customers only, when the source's mapping maps product references: the product ids, canonical
+   * (distinct strings). consume uses them instead of reading `data` with --product-ref-path.
+   */
+  productIds?: string[];
 }
 
 export const ENTITY_OF: Record<Source, Entity> = { crm: 'customer', inventory: 'product' };
@@ -53,8 +58,14 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-export function contentHashOf(op: Operation, data: Record<string, unknown> | null): string {
-  return `sha256:${sha256Hex(canonicalJson({ op, data }))}`;
+/** Product references count as content when the envelope carries them: a changed list is a new version. */
+export function contentHashOf(
+  op: Operation,
+  data: Record<string, unknown> | null,
+  productIds?: readonly string[],
+): string {
+  const content = productIds === undefined ? { op, data } : { op, data, productIds };
+  return `sha256:${sha256Hex(canonicalJson(content))}`;
 }
 
 export function idempotencyKeyOf(entity: Entity, id: string, contentHash: string): string {
@@ -74,11 +85,12 @@ export interface MakeEnvelopeInput {
   sourceUpdatedAt: string | null;
   sourceVersion?: number | null;
   fetchedAt?: string;
+  productIds?: string[];
 }
 
 export function makeEnvelope(input: MakeEnvelopeInput): Envelope {
   const entity = ENTITY_OF[input.source];
-  const contentHash = contentHashOf(input.op, input.data);
+  const contentHash = contentHashOf(input.op, input.data, input.productIds);
   const envelope: Envelope = {
     schemaVersion: 1,
     source: input.source,
@@ -92,6 +104,7 @@ export function makeEnvelope(input: MakeEnvelopeInput): Envelope {
     data: input.data,
   };
   if (input.sourceVersion !== undefined) envelope.sourceVersion = input.sourceVersion;
+  if (input.productIds !== undefined) envelope.productIds = input.productIds;
   return envelope;
 }
 
@@ -118,7 +131,7 @@ export function validateEnvelope(value: unknown): ValidationResult {
     return { ok: false, reason: first ? describe(first) : 'not a valid envelope' };
   }
   const envelope = value;
-  const expectedHash = contentHashOf(envelope.op, envelope.data);
+  const expectedHash = contentHashOf(envelope.op, envelope.data, envelope.productIds);
   if (envelope.contentHash !== expectedHash) {
     return { ok: false, reason: `contentHash does not match the record's data (expected ${expectedHash})` };
   }

@@ -79,14 +79,14 @@ export const CRM_SETTINGS = defineSettings({
     type: 'string',
     arg: '<name>',
     default: 'updatedSince',
-    description: 'modified-since filter parameter',
+    description: 'modified-since filter parameter, "" when the CRM has none (then only full runs)',
     field: 'sinceParam',
   },
   crmUntilParam: {
     type: 'string',
     arg: '<name>',
     default: 'updatedUntil',
-    description: 'modified-before filter parameter',
+    description: 'modified-before filter parameter, "" when the CRM has none (runs list up to now)',
     field: 'untilParam',
   },
   crmIdField: {
@@ -125,6 +125,14 @@ export const CRM_SETTINGS = defineSettings({
     default: 'deletedAt',
     description: 'deletion time field, "" for none',
     field: 'fields.deletedAt',
+  },
+  crmMapping: {
+    type: 'string',
+    arg: '<file>',
+    default: '',
+    description:
+      'field mapping: a JSON file (or inline JSON) of JSONata expressions for id, updatedAt, version, deleted, productIds, data; fields left out use the --crm-*-field paths',
+    field: 'mapping',
   },
   crmTimeout: {
     type: 'integer',
@@ -234,14 +242,14 @@ export const INVENTORY_SETTINGS = defineSettings({
     type: 'string',
     arg: '<name>',
     default: 'modifiedSince',
-    description: 'request element for modified-since',
+    description: 'request element for modified-since, "" when the service has none (then only full runs)',
     field: 'request.modifiedSince',
   },
   inventoryUntilParam: {
     type: 'string',
     arg: '<name>',
     default: 'modifiedUntil',
-    description: 'request element for modified-until',
+    description: 'request element for modified-until, "" when the service has none (runs list up to now)',
     field: 'request.modifiedUntil',
   },
   inventoryPageSize: {
@@ -280,6 +288,14 @@ export const INVENTORY_SETTINGS = defineSettings({
     default: 'discontinued',
     description: 'deleted flag field, "" for none',
     field: 'fields.deleted',
+  },
+  inventoryMapping: {
+    type: 'string',
+    arg: '<file>',
+    default: '',
+    description:
+      'field mapping: a JSON file (or inline JSON) of JSONata expressions for id, updatedAt, version, deleted, data; fields left out use the --inventory-*-field names',
+    field: 'mapping',
   },
   inventoryTimeoutMs: {
     type: 'integer',

@@ -1,6 +1,11 @@
 import { contentHashOf, type Entity, type Envelope } from '../records/envelope.js';
 import { compareVersions, isUnversioned, parseUpdatedMs, type VersionStamp } from '../merge/version.js';
-import { extractProductIds, parseProductRefPath } from '../merge/product-refs.js';
+import {
+  extractProductIds,
+  parseProductRefPath,
+  withEnvelopeRefs,
+  withoutEnvelopeRefs,
+} from '../merge/product-refs.js';
 import type { MergedEntity } from '../merge/unified.js';
 import type { Db, SqlValue } from './db.js';
 import { insertRefs } from './merge-schema.js';
@@ -80,7 +85,7 @@ export function toMerged(
   return {
     id: row.id,
     deleted: Number(row.deleted) === 1,
-    data: row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>),
+    data: row.data === null ? null : withoutEnvelopeRefs(JSON.parse(row.data) as Record<string, unknown>),
     sourceVersion: num(row.source_version),
     sourceUpdatedAt: row.source_updated_at,
     contentHash: row.content_hash,
@@ -281,7 +286,8 @@ export class EntityStore {
     for (const item of items) {
       if (item.entity === 'product') keys.set(item.id, true);
       else if (item.envelope?.op === 'upsert') {
-        for (const id of this.productIdsOf(item.envelope.data)) if (!keys.has(id)) keys.set(id, false);
+        for (const id of this.productIdsOf(withEnvelopeRefs(item.envelope)))
+          if (!keys.has(id)) keys.set(id, false);
       }
     }
     if (keys.size === 0) return;
@@ -320,7 +326,7 @@ export class EntityStore {
     };
     const next = {
       deleted,
-      data: deleted ? (envelope.data ?? storedData) : envelope.data,
+      data: deleted ? (envelope.data ?? storedData) : withEnvelopeRefs(envelope),
       sourceVersion: incoming.sourceVersion,
       sourceUpdatedAt: envelope.sourceUpdatedAt,
       updatedMs: incoming.updatedMs,

@@ -12,6 +12,7 @@
  */
 import type { Entity } from '../records/envelope.js';
 import { buildUnified, type MergedEntity, type UnifiedRecord } from '../merge/unified.js';
+import { withoutEnvelopeRefs } from '../merge/product-refs.js';
 import type { Db } from './db.js';
 import { MergeStore } from './merge-store.js';
 
@@ -57,7 +58,7 @@ function toEntity(row: StoredRow): StoredEntity {
   return {
     id: row.id,
     deleted: Number(row.deleted) === 1,
-    data: row.data === null ? null : (JSON.parse(row.data) as Record<string, unknown>),
+    data: row.data === null ? null : withoutEnvelopeRefs(JSON.parse(row.data) as Record<string, unknown>),
     sourceVersion:
       row.source_version === null || row.source_version === undefined ? null : Number(row.source_version),
     sourceUpdatedAt: row.source_updated_at,

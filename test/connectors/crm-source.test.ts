@@ -162,7 +162,7 @@ describe('CrmSource pagination', () => {
     expect(envelopes.length).toBeGreaterThan(0);
     expect(rejects.length).toBe(120 - withPhone.length);
     expect(envelopes.length + rejects.length + src.stats().duplicatesDropped).toBe(120);
-    expect(rejects[0]!.reason).toMatch(/no id \(field "phone"\)/);
+    expect(rejects[0]!.reason).toMatch(/no id in "phone"/);
     expect(JSON.parse(rejects[0]!.raw)).toHaveProperty('id');
 
     const bad = await collect(source(server, { fields: { updatedAt: 'country' } }));

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { extractProductIds, parseProductRefPath } from '../../src/merge/product-refs.js';
+import {
+  extractProductIds,
+  parseProductRefPath,
+  withEnvelopeRefs,
+  withoutEnvelopeRefs,
+} from '../../src/merge/product-refs.js';
 import { UsageError } from '../../src/errors.js';
 
 const ids = (path: string, data: Record<string, unknown> | null) =>
@@ -31,5 +36,17 @@ describe('product reference paths', () => {
     expect(() => parseProductRefPath('')).toThrow(UsageError);
     expect(() => parseProductRefPath('orders..id')).toThrow(/not a field name/);
     expect(() => parseProductRefPath('orders[0].id')).toThrow(/not a field name/);
+  });
+});
+
+describe('references an envelope carries', () => {
+  it('win over --product-ref-path and never reach the data Analytics receives', () => {
+    const data = { name: 'A', productIds: ['X'], Interests__c: 'P1;P2' };
+    const stored = withEnvelopeRefs({ data, productIds: ['P1', 'P2'] });
+    expect(extractProductIds(stored, parseProductRefPath('productIds'))).toEqual(['P1', 'P2']);
+    expect(withoutEnvelopeRefs(stored!)).toEqual(data);
+    // Without them the path decides, as before.
+    expect(withEnvelopeRefs({ data })).toBe(data);
+    expect(extractProductIds(data, parseProductRefPath('productIds'))).toEqual(['X']);
   });
 });

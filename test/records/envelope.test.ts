@@ -27,6 +27,20 @@ describe('envelope', () => {
     expect(a.idempotencyKey).toBe(idempotencyKeyOf('customer', 'C0000001', a.contentHash));
   });
 
+  it('carries mapped product references as content: validated, hashed, customers only', () => {
+    const withRefs = makeEnvelope({ ...base, productIds: ['P1', 'P2'] });
+    expect(withRefs.productIds).toEqual(['P1', 'P2']);
+    expect(validateEnvelope(withRefs)).toMatchObject({ ok: true });
+    expect(withRefs.contentHash).not.toBe(makeEnvelope(base).contentHash);
+    expect(makeEnvelope(base)).not.toHaveProperty('productIds');
+    expect(validateEnvelope({ ...withRefs, productIds: ['P1'] })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/contentHash does not match/),
+    });
+    const product = makeEnvelope({ ...base, source: 'inventory', productIds: ['P1'] });
+    expect(validateEnvelope(product).ok).toBe(false);
+  });
+
   it('gives the same hash whatever the key order, and a different one for different data', () => {
     const reordered = { nested: { a: null, b: 1 }, tags: ['a'], name: 'Zoë 山田' };
     expect(contentHashOf('upsert', reordered)).toBe(contentHashOf('upsert', base.data));

@@ -111,7 +111,14 @@ export class Run {
       window: { since: progress.since, until: progress.until },
       page: pageNo,
     };
-    await this.rejects.addAll(page.rejects.map((r) => ({ ...context, reason: r.reason, raw: r.raw })));
+    await this.rejects.addAll(
+      page.rejects.map((r) => ({
+        ...context,
+        reason: r.reason,
+        ...(r.mapping ? { mapping: r.mapping } : {}),
+        raw: r.raw,
+      })),
+    );
     let deletes = 0;
     for (const e of page.envelopes) if (e.op === 'delete') deletes++;
     const seen = maxTime(page.highWater, maxEnvelopeTime(page.envelopes));
