@@ -25,6 +25,7 @@ import {
   type SettingsSource,
 } from '../settings/index.js';
 import { openDb, redactUrl } from '../state/db.js';
+import { MERGE_SCHEMA_VERSION, schemaVersion } from '../state/merge-schema.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -144,10 +145,26 @@ async function stateCheck(statePath: string): Promise<Outcome> {
         : await db.query(
             'SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()',
           );
-    return {
-      status: 'pass',
-      detail: `${db.kind} at ${redactUrl(db.location)} opens (${tables.length} table(s))`,
-    };
+    const where = `${db.kind} at ${redactUrl(db.location)}`;
+    const names = new Set(tables.map((t) => String(Object.values(t)[0])));
+    if (!names.has('consume_customers')) {
+      return { status: 'pass', detail: `${where} opens (${tables.length} table(s), no consume state yet)` };
+    }
+    const version = names.has('consume_meta') ? await schemaVersion(db) : 1;
+    if (version > MERGE_SCHEMA_VERSION) {
+      return {
+        status: 'fail',
+        detail: `${where}: consume schema version ${version} is newer than this syncctl knows (${MERGE_SCHEMA_VERSION})`,
+        hint: 'a newer syncctl wrote this store: upgrade syncctl on this machine',
+      };
+    }
+    if (version < MERGE_SCHEMA_VERSION) {
+      return {
+        status: 'warn',
+        detail: `${where}: consume schema version ${version}; the next consume upgrades it to ${MERGE_SCHEMA_VERSION}`,
+      };
+    }
+    return { status: 'pass', detail: `${where} opens, consume schema version ${version} (current)` };
   } finally {
     await db.close();
   }

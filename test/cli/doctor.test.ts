@@ -5,7 +5,11 @@ import { startAnalyticsServer, type AnalyticsServer } from '../../fixtures/analy
 import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
 import { startInventoryServer, type InventoryServer } from '../../fixtures/inventory/server.js';
 import type { CheckResult, DoctorResult } from '../../src/stages/doctor.js';
+import Database from 'better-sqlite3';
+import { openDb } from '../../src/state/db.js';
+import { MergeStore } from '../../src/state/merge-store.js';
 import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 import { createTopic, testBrokers, uniqueName } from '../helpers/kafka.js';
 
 let crm: CrmServer;
@@ -111,6 +115,23 @@ describe('syncctl doctor', () => {
     expect(check(`topic ${topics.customer}`).status).toBe('skip');
     expect(check('crm').status).toBe('pass');
     expect(run.durationMs).toBeLessThan(60_000);
+  });
+
+  it('reads the consume schema version of the state store and fails one newer than it knows', async () => {
+    const statePath = join(tempDir('syncctl-doctor-'), 'state.db');
+    const db = await openDb(statePath);
+    await MergeStore.open(db);
+    await db.close();
+    const current = await doctor({ SYNCCTL_STATE: statePath });
+    expect(current.check('state store').status).toBe('pass');
+    expect(current.check('state store').detail).toMatch(/consume schema version 2 \(current\)/);
+    const raw = new Database(statePath);
+    raw.prepare("UPDATE consume_meta SET value = '99' WHERE name = 'schema_version'").run();
+    raw.close();
+    const newer = await doctor({ SYNCCTL_STATE: statePath });
+    expect(newer.run.code).toBe(1);
+    expect(newer.check('state store').status).toBe('fail');
+    expect(newer.check('state store').detail).toMatch(/version 99 is newer/);
   });
 
   it('fails a world-readable profiles file and an invalid profile, naming the fix', async () => {

@@ -301,7 +301,8 @@ describe('syncctl replay-dlq', () => {
     expect(third.code, third.stderr).toBe(ExitCode.Ok);
     await expectViewMatches(h.server, world.expectedView());
     expect(writesPerCustomer(await expectNothingStoredTwice(h.server)).get(editedId)).toBe(1);
-  });
+    // About fifteen CLI runs, each a cold node start: minutes on a loaded 2-core machine.
+  }, 300_000);
 
   it('refuses truncated letters unless --from-file gives the value; a record refused again returns with attempts raised', async () => {
     const refused = customerId(2);
