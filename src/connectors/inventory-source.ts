@@ -11,7 +11,7 @@
  */
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import * as soap from 'soap';
+import type * as soap from 'soap';
 import {
   ConfigError,
   SourceMalformedError,
@@ -147,11 +147,13 @@ export class InventorySource implements SourceConnector {
     const { config } = this;
     const wsdl = this.scrub(config.wsdlUrl);
     const envHint = `check ${flagsAndEnv(INVENTORY_SETTINGS, 'inventoryWsdl')}`;
+    // Loaded here, not at start-up: the soap package costs every other command half a second.
+    const { createClientAsync, WSSecurity } = await import('soap');
     let client: soap.Client;
     try {
       client = await this.withRetries('WSDL download', async () => {
         try {
-          return await soap.createClientAsync(config.wsdlUrl, {
+          return await createClientAsync(config.wsdlUrl, {
             // Each run reads the service's current contract; the in-process cache would pin a stale one.
             disableCache: true,
             // Products may carry a field named "attributes"; the soap default would hide it.
@@ -201,7 +203,7 @@ export class InventorySource implements SourceConnector {
     }
     if (config.user !== '') {
       client.setSecurity(
-        new soap.WSSecurity(config.user, config.password, {
+        new WSSecurity(config.user, config.password, {
           passwordType: 'PasswordText',
           hasTimeStamp: true,
         }),

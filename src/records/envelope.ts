@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { DEFAULT_TOPICS } from '../settings/index.js';
 import addFormatsModule from 'ajv-formats';
 import { PACKAGE_ROOT } from '../paths.js';
@@ -109,9 +109,17 @@ export function makeEnvelope(input: MakeEnvelopeInput): Envelope {
 }
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-const ajv = new Ajv({ allErrors: false, strict: false });
-addFormats(ajv);
-const validateSchema = ajv.compile<Envelope>(envelopeSchema);
+let compiled: ValidateFunction<Envelope> | undefined;
+
+/** Compiled on first use: commands that never read an envelope do not pay for it at start-up. */
+function envelopeValidator(): ValidateFunction<Envelope> {
+  if (!compiled) {
+    const ajv = new Ajv({ allErrors: false, strict: false });
+    addFormats(ajv);
+    compiled = ajv.compile<Envelope>(envelopeSchema);
+  }
+  return compiled;
+}
 
 export type ValidationResult = { ok: true; envelope: Envelope } | { ok: false; reason: string };
 export type LineResult = { ok: true; envelope: Envelope; text: string } | { ok: false; reason: string };
@@ -126,6 +134,7 @@ function describe(error: ErrorObject): string {
 
 /** Validates a parsed value as an envelope, including that its hash and key match its content. */
 export function validateEnvelope(value: unknown): ValidationResult {
+  const validateSchema = envelopeValidator();
   if (!validateSchema(value)) {
     const first = validateSchema.errors?.[0];
     return { ok: false, reason: first ? describe(first) : 'not a valid envelope' };

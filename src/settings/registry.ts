@@ -83,12 +83,35 @@ function schemaOf(def: SettingDef): Record<string, unknown> {
   };
 }
 
-/** One compiled schema for a whole profile: types coerced from strings, unknown keys refused. */
-const validateSettings: ValidateFunction = new Ajv({ coerceTypes: true, strict: true }).compile({
-  type: 'object',
-  properties: Object.fromEntries([...ALL_SETTINGS].map(([key, def]) => [key, schemaOf(def)])),
-  additionalProperties: false,
-});
+/**
+ * One schema for a whole profile (types coerced from strings, unknown keys refused), registered
+ * once; each setting's part is compiled the first time a value of it is checked. Compiling all of it
+ * up front cost every command about half a second of start-up.
+ */
+const ajv = new Ajv({ coerceTypes: true, strict: true });
+ajv.addSchema(
+  {
+    $id: 'syncctl-settings',
+    type: 'object',
+    properties: Object.fromEntries([...ALL_SETTINGS].map(([key, def]) => [key, schemaOf(def)])),
+    additionalProperties: false,
+  },
+  'syncctl-settings',
+);
+const validators = new Map<string, ValidateFunction>();
+
+function validateSettings(key: string, data: Record<string, unknown>): boolean {
+  let validate = validators.get(key);
+  if (!validate) {
+    validate = ajv.compile({
+      type: 'object',
+      properties: { [key]: { $ref: `syncctl-settings#/properties/${key}` } },
+      additionalProperties: false,
+    });
+    validators.set(key, validate);
+  }
+  return validate(data);
+}
 
 const TRUE = /^(1|true|yes|on)$/i;
 const FALSE = /^(0|false|no|off)$/i;
@@ -105,7 +128,8 @@ export function checkValue(key: string, def: SettingDef, raw: unknown): Checked 
   // ajv would coerce "" to 0; an empty number is a mistake, not zero.
   if (def.type === 'integer' && typeof raw === 'string' && raw.trim() === '') value = undefined;
   const data: Record<string, unknown> = { [key]: value };
-  if (value !== undefined && validateSettings(data)) return { ok: true, value: data[key] as SettingValue };
+  if (value !== undefined && validateSettings(key, data))
+    return { ok: true, value: data[key] as SettingValue };
   const shown = def.secret ? '' : `, got ${JSON.stringify(raw)}`;
   const problem = def.nonEmpty && raw === '' ? 'must not be empty' : `${describeRule(def)}${shown}`;
   return { ok: false, problem };

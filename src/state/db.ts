@@ -1,7 +1,7 @@
 import { accessSync, closeSync, constants, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import pg from 'pg';
+import type pg from 'pg';
 import { ConfigError, StateError, StateUnavailableError, type SyncError } from '../errors.js';
 import { flagsAndEnv, GLOBAL_SETTINGS } from '../settings/index.js';
 import { defaultStateDir, describeFsError, ensureDir, statOrUndefined } from '../paths.js';
@@ -242,7 +242,9 @@ function postgresOpenError(location: string, err: unknown): SyncError {
 }
 
 async function openPostgres(location: string): Promise<Db> {
-  const pool = new pg.Pool({
+  // Loaded on first use: most runs keep their state in SQLite.
+  const { default: pgModule } = await import('pg');
+  const pool = new pgModule.Pool({
     connectionString: location,
     max: 4,
     connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
