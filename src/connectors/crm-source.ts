@@ -15,8 +15,13 @@ import {
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
 import {
+  CRM_PRESETS,
   CRM_SETTINGS,
   FETCH_SETTINGS,
+  PRESET_MAPPING_SETTINGS,
+  type CrmPreset,
+  type CrmPresetName,
+  type SettingGroup,
   flagOf,
   flagsAndEnv,
   resolveSettings,
@@ -49,6 +54,10 @@ export type CrmPaginationStyle = (typeof CRM_PAGINATION_STYLES)[number];
 export type CrmFieldMap = CrmFieldPaths;
 
 export interface CrmSourceConfig {
+  /** Defaults of a known API (src/settings/presets.ts) under every value given here. */
+  preset?: CrmPresetName;
+  /** The preset's JSONata fields that no given per-field setting replaced (the mapping goes over them). */
+  presetMapping?: MappingSpec;
   baseUrl: string;
   token: string;
   /** Listing path, relative to baseUrl. */
@@ -106,7 +115,16 @@ const fieldError = settingErrors('CRM', CRM_SETTINGS);
 
 /** Validates options at the edge; every message names the field and how to set it. */
 export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
-  const pagination = input.pagination ?? (BASE_DEFAULTS.pagination as CrmPaginationStyle);
+  const presetName = input.preset;
+  if (presetName !== undefined && !Object.hasOwn(CRM_PRESETS, presetName)) {
+    throw fieldError('preset', `must be one of ${Object.keys(CRM_PRESETS).join(', ')}, got "${presetName}"`);
+  }
+  const preset = presetName === undefined ? undefined : CRM_PRESETS[presetName];
+  const fromPreset = (
+    preset ? configFromValues(CRM_SETTINGS, preset.settings) : {}
+  ) as Partial<CrmSourceConfig>;
+  const pagination =
+    input.pagination ?? fromPreset.pagination ?? (BASE_DEFAULTS.pagination as CrmPaginationStyle);
   if (!CRM_PAGINATION_STYLES.includes(pagination)) {
     throw fieldError(
       'pagination',
@@ -116,10 +134,13 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
   const config = {
     ...BASE_DEFAULTS,
     ...STYLE_DEFAULTS[pagination],
+    ...fromPreset,
     ...definedOnly(input),
     pagination,
-    fields: { ...BASE_DEFAULTS.fields, ...definedOnly(input.fields) },
+    fields: { ...BASE_DEFAULTS.fields, ...fromPreset.fields, ...definedOnly(input.fields) },
   } as CrmSourceConfig;
+  // A config resolved before (CrmSource resolves its input again) keeps what was decided then.
+  config.presetMapping = input.presetMapping ?? presetMappingOf(preset, input);
   checkConfig(config as unknown as Record<string, unknown>, CRM_SETTINGS, fieldError);
 
   if (!config.baseUrl)
@@ -146,12 +167,36 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
   return config;
 }
 
-/** The CRM configuration from flags > SYNCCTL_CRM_* environment > profile > defaults, validated. */
+/** A preset's JSONata fields, less those the input maps itself or sets a per-field setting for. */
+function presetMappingOf(preset: CrmPreset | undefined, input: CrmSourceInput): MappingSpec {
+  if (!preset?.mapping) return {};
+  const given = definedOnly(input.fields);
+  const fieldOf = (key: string) => (CRM_SETTINGS as SettingGroup)[key]?.field?.replace(/^fields\./, '');
+  const spec: MappingSpec = {};
+  for (const [field, text] of Object.entries(preset.mapping)) {
+    const replacedBy = PRESET_MAPPING_SETTINGS[field as keyof typeof PRESET_MAPPING_SETTINGS];
+    if (replacedBy.some((key) => given[fieldOf(key) as keyof CrmFieldMap] !== undefined)) continue;
+    spec[field as keyof MappingSpec] = text;
+  }
+  return spec;
+}
+
+/** Only the values given (flag, variable, profile): a preset must not be hidden by a setting's default. */
+const CRM_GIVEN = Object.fromEntries(
+  Object.entries(CRM_SETTINGS).map(([key, def]) => {
+    const { default: _default, ...rest } = def as SettingGroup[string];
+    return [key, rest];
+  }),
+) as SettingGroup;
+
+/** The CRM configuration from flags > SYNCCTL_CRM_* environment > profile > preset > defaults, validated. */
 export function crmConfigFromSettings(
   settings: SettingsSource,
   flags: Readonly<Record<string, unknown>> = {},
 ): CrmSourceConfig {
-  return resolveCrmConfig(configFromValues(CRM_SETTINGS, resolveSettings(CRM_SETTINGS, settings, flags)));
+  return resolveCrmConfig(
+    configFromValues(CRM_SETTINGS, resolveSettings(CRM_GIVEN, settings, flags)) as CrmSourceInput,
+  );
 }
 
 /** Where to continue after a page: JSON-serialisable, stored in checkpoints. */
@@ -177,6 +222,8 @@ function describeStatus(response: Response | undefined): string {
 
 export interface CrmSourceOptions {
   logger?: Logger;
+  /** Pages carry each raw record with its mapping (see SourcePage.readings). */
+  keepReadings?: boolean;
 }
 
 export class CrmSource implements SourceConnector {
@@ -187,18 +234,24 @@ export class CrmSource implements SourceConnector {
   private readonly http: Got;
   private readonly origin: string;
   private readonly logger: Logger | undefined;
+  private readonly keepReadings: boolean;
   private readonly counters: CrmSourceStats = emptyRecordStats();
 
   constructor(input: CrmSourceInput | CrmSourceConfig, options: CrmSourceOptions = {}) {
     this.config = resolveCrmConfig(input);
     this.logger = options.logger;
+    this.keepReadings = options.keepReadings ?? false;
     this.origin = new URL(this.config.baseUrl).origin;
     const { config } = this;
     this.filters = { since: config.sinceParam !== '', until: config.untilParam !== '' };
-    this.mapper = crmMapper(
-      config.fields,
-      loadMappingSpec(config.mappingSpec ?? config.mapping, 'customer', flagOf(CRM_SETTINGS, 'crmMapping')),
-    );
+    this.mapper = crmMapper(config.fields, {
+      ...config.presetMapping,
+      ...loadMappingSpec(
+        config.mappingSpec ?? config.mapping,
+        'customer',
+        flagOf(CRM_SETTINGS, 'crmMapping'),
+      ),
+    });
     this.http = got.extend({
       headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
       responseType: 'json',
@@ -458,7 +511,13 @@ export class CrmSource implements SourceConnector {
 
   async *pages(window: FetchWindow, resumeFrom?: unknown): AsyncGenerator<SourcePage> {
     const start = this.startUrl(window, resumeFrom);
-    const records = new WindowRecords('crm', this.config.dedupeWindow, this.counters, this.mapper);
+    const records = new WindowRecords(
+      'crm',
+      this.config.dedupeWindow,
+      this.counters,
+      this.mapper,
+      this.keepReadings,
+    );
     let pageNo = 1;
     let pagesDone = 0;
     let currentUrl = start.href;

@@ -45,6 +45,8 @@ export interface InventorySourceOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Injected for tests; defaults to Math.random (backoff jitter). */
   random?: () => number;
+  /** Pages carry each raw record with its mapping (see SourcePage.readings). */
+  keepReadings?: boolean;
 }
 
 type ListProductsAsync = (args: unknown, options?: unknown) => Promise<[unknown, unknown, unknown, unknown]>;
@@ -57,6 +59,7 @@ export class InventorySource implements SourceConnector {
   private readonly logger: Logger | undefined;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
+  private readonly keepReadings: boolean;
   private readonly httpAgent = new HttpAgent({ keepAlive: true });
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true });
   private client: soap.Client | undefined;
@@ -78,6 +81,7 @@ export class InventorySource implements SourceConnector {
     this.logger = options.logger;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
+    this.keepReadings = options.keepReadings ?? false;
   }
 
   stats(): InventorySourceStats {
@@ -287,7 +291,13 @@ export class InventorySource implements SourceConnector {
       );
     }
     const client = await this.open();
-    const records = new WindowRecords('inventory', this.config.dedupeWindow, this.counters, this.mapper);
+    const records = new WindowRecords(
+      'inventory',
+      this.config.dedupeWindow,
+      this.counters,
+      this.mapper,
+      this.keepReadings,
+    );
     let token: string | undefined = resumeFrom === undefined || resumeFrom === null ? undefined : resumeFrom;
     let pageNo = 1;
     for (;;) {

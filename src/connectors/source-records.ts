@@ -53,6 +53,7 @@ export class WindowRecords {
     dedupeWindow: number,
     private readonly counters: SourceRecordStats,
     private readonly mapper: RecordMapper,
+    private readonly keepReadings = false,
   ) {
     this.recent = new RecentIds(dedupeWindow);
   }
@@ -95,6 +96,8 @@ export class WindowRecords {
     this.counters.pages++;
     this.counters.records += envelopes.length;
     this.counters.rejects += rejects.length;
-    return { envelopes, rejects, cursor, highWater: this.highWater };
+    const page: SourcePage = { envelopes, rejects, cursor, highWater: this.highWater };
+    if (this.keepReadings) page.readings = records.map((raw, i) => ({ raw, reading: readings[i]! }));
+    return page;
   }
 }

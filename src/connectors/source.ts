@@ -1,3 +1,4 @@
+import type { RecordReading } from '../mapping/index.js';
 import type { Envelope, Source } from '../records/envelope.js';
 
 /** A time range of source modification times; both ends optional, since inclusive, until exclusive. */
@@ -27,6 +28,8 @@ export interface SourcePage {
   cursor: unknown;
   /** Greatest source modification time seen so far in this window, for the incremental high-water mark. */
   highWater: string | null;
+  /** Each raw record with what the mapping made of it, before deduplication: only for `syncctl probe`. */
+  readings?: { raw: unknown; reading: RecordReading }[];
 }
 
 export interface SourceStats {

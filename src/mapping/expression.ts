@@ -59,7 +59,7 @@ export function compileJsonata(text: string, where: string): CompiledExpression 
     throw new ConfigError(
       `${where}: "${text}" is not a valid JSONata expression${at}: ${e.message ?? String(err)}`,
       {
-        hint: 'see https://docs.jsonata.org for the syntax; test an expression with `syncctl fetch --limit`',
+        hint: 'see https://docs.jsonata.org for the syntax; try a mapping on one page with `syncctl probe --source crm|inventory`',
       },
     );
   }

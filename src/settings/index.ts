@@ -5,3 +5,5 @@ export * from './resolve.js';
 export * from './sources.js';
 export * from './stages.js';
 export * from './export-csv.js';
+export * from './probe.js';
+export * from './presets.js';

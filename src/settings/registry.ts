@@ -19,6 +19,7 @@ import {
   TOPICS_ENSURE_SETTINGS,
 } from './stages.js';
 import { EXPORT_CSV_SETTINGS } from './export-csv.js';
+import { PROBE_SETTINGS } from './probe.js';
 
 const GROUPS: readonly SettingGroup[] = [
   GLOBAL_SETTINGS,
@@ -36,6 +37,7 @@ const GROUPS: readonly SettingGroup[] = [
   EXPORT_CSV_SETTINGS,
   RUN_SETTINGS,
   STATUS_SETTINGS,
+  PROBE_SETTINGS,
 ];
 
 /** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */

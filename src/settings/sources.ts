@@ -1,4 +1,5 @@
 import { defineSettings } from './define.js';
+import { CRM_PRESET_NAMES } from './presets.js';
 
 /** The CRM (REST) source: `syncctl fetch --source crm`. Fields marked "per pagination style" are defaulted by the connector. */
 export const CRM_SETTINGS = defineSettings({
@@ -16,6 +17,13 @@ export const CRM_SETTINGS = defineSettings({
     default: '/v1/customers',
     description: 'listing path under the base URL',
     field: 'path',
+  },
+  crmPreset: {
+    type: 'string',
+    arg: '<name>',
+    choices: CRM_PRESET_NAMES,
+    description: `pagination and field-mapping defaults of a known API: ${CRM_PRESET_NAMES.join(' | ')} (any CRM setting given beats them)`,
+    field: 'preset',
   },
   crmPagination: {
     type: 'string',

@@ -55,6 +55,17 @@ function defaultRejects(source: Source, target: FetchTarget): string {
   return target.kind === 'file' ? `${target.path}.rejects.ndjson` : `syncctl-fetch-${source}-rejects.ndjson`;
 }
 
+/** A source's connector from its settings (an Inventory's WSDL loaded now, so a broken one fails here). */
+export async function openSource(
+  input: Omit<SettingsInput, 'statePath'> & { source: Source; keepReadings?: boolean },
+): Promise<SourceConnector> {
+  const flags = input.flags ?? {};
+  const options = { logger: input.logger, keepReadings: input.keepReadings ?? false };
+  return input.source === 'crm'
+    ? new CrmSource(crmConfigFromSettings(input.settings, flags), options)
+    : await openInventorySource(inventoryConfigFromSettings(input.settings, flags), options);
+}
+
 /**
  * The source connector (the WSDL loaded now, so a broken one fails before any output is opened),
  * the output and the state store of a fetch.
@@ -62,7 +73,7 @@ function defaultRejects(source: Source, target: FetchTarget): string {
 export async function openFetch(
   input: SettingsInput & { source: Source; target: FetchTarget; rejects?: string },
 ): Promise<FetchParts> {
-  const { source, target, logger } = input;
+  const { source, target } = input;
   const rejectsPath = input.rejects ?? defaultRejects(source, target);
   // Before any request: the reject file is opened only at the first reject, after work is done.
   if (target.kind === 'file') rejectDirectory(target.path, flagOf(FETCH_SETTINGS, 'out'));
@@ -76,11 +87,7 @@ export async function openFetch(
           topic: topicOf(source, input, target.topic),
         }
       : target;
-  const flags = input.flags ?? {};
-  const connector: SourceConnector =
-    source === 'crm'
-      ? new CrmSource(crmConfigFromSettings(input.settings, flags), { logger })
-      : await openInventorySource(inventoryConfigFromSettings(input.settings, flags), { logger });
+  const connector = await openSource({ ...input, source });
   let db: Db;
   try {
     db = await openDb(input.statePath);

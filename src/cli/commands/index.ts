@@ -11,12 +11,14 @@ import registerCompletion from './completion.js';
 import registerExportCsv from './export-csv.js';
 import registerRun from './run.js';
 import registerStatus from './status.js';
+import registerProbe from './probe.js';
 
 /** One entry per command file; the order is the order of `syncctl --help`. */
 export const COMMANDS: ((program: Command) => void)[] = [
   registerSandbox,
   registerTopics,
   registerFetch,
+  registerProbe,
   registerPublish,
   registerConsume,
   registerReplayDlq,
