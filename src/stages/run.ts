@@ -1,19 +1,22 @@
 /**
- * `syncctl run`: the nightly job in one call — fetch each source into Kafka, then `consume --once` —
- * under the lock `run:<job>`, recorded in the run history. Each step is the stage itself, opened by
+ * `syncctl run`: the nightly job in one call — fetch each source into Kafka, then `consume --once`,
+ * then (when asked) `export-csv --upload` — under the lock `run:<job>`, recorded in the run history. Each step is the stage itself, opened by
  * wiring.ts and holding the same lock it takes when run alone.
  */
+import { analyticsConfigFromSettings } from '../connectors/analytics-sink.js';
 import type { KafkaOptions } from '../connectors/kafka.js';
 import { ExitCode, toSyncError, type SyncError } from '../errors.js';
 import type { Source } from '../records/envelope.js';
+import { CONSUME_SETTINGS, EXPORT_CSV_SETTINGS, resolveSettings } from '../settings/index.js';
 import { openDb, type Db } from '../state/db.js';
 import { acquireLock, withLock } from '../state/locks.js';
 import { Runs, type RunOutcome, type RunStep } from '../state/runs.js';
 import { consume, type ConsumeSummary } from './consume.js';
+import { exportCsv, type ExportCsvSummary, type ExportEntity } from './export-csv.js';
 import { fetch, type FetchMode, type FetchSummary } from './fetch.js';
 import { openConsume, openFetch, type SettingsInput } from './wiring.js';
 
-export const RUN_STEPS = ['fetch', 'consume'] as const;
+export const RUN_STEPS = ['fetch', 'consume', 'export'] as const;
 export type RunStepKind = (typeof RUN_STEPS)[number];
 export const RUN_SOURCES: readonly Source[] = ['crm', 'inventory'];
 
@@ -34,7 +37,7 @@ export interface RunStepResult extends Omit<RunStep, 'error'> {
   source: Source | null;
   error: SyncError | null;
   /** The stage's own summary (null when the step was skipped). */
-  summary: FetchSummary | ConsumeSummary | null;
+  summary: FetchSummary | ConsumeSummary | ExportCsvSummary | null;
 }
 
 export interface RunSummary {
@@ -68,15 +71,24 @@ function consumeCounts(s: ConsumeSummary): Record<string, number> {
   };
 }
 
+function exportCounts(s: ExportCsvSummary): Record<string, number> {
+  return {
+    exported: s.rows,
+    uploaded: s.upload?.rows ?? 0,
+    bytes: s.bytes,
+    retries: s.upload?.retries ?? 0,
+  };
+}
+
 function stepOf(
   name: string,
   source: Source | null,
   started: number,
-  summary: FetchSummary | ConsumeSummary,
+  summary: FetchSummary | ConsumeSummary | ExportCsvSummary,
   counts: Record<string, number>,
   flagged: number,
 ): RunStepResult {
-  const error = summary.error;
+  const error = 'error' in summary ? summary.error : null;
   const exitCode = error ? error.exitCode : flagged > 0 ? ExitCode.Partial : ExitCode.Ok;
   return {
     name,
@@ -150,6 +162,47 @@ async function consumeStep(options: RunOptions): Promise<RunStepResult> {
   }
 }
 
+/**
+ * export-csv --upload of the view as the profile and environment configure it (entity, columns,
+ * --out …). Always the whole view: the upload's Idempotency-Key comes from the CSV's bytes, so an
+ * unchanged view is acknowledged by Analytics, not stored again. The export's --since is left out on
+ * purpose: it shares its name (and SYNCCTL_SINCE) with the fetch backfill's --since.
+ */
+async function exportStep(options: RunOptions): Promise<RunStepResult> {
+  const started = Date.now();
+  try {
+    const settings = resolveSettings(EXPORT_CSV_SETTINGS, options.settings);
+    const { productRefPath } = resolveSettings(CONSUME_SETTINGS, options.settings, options.flags);
+    const upload = analyticsConfigFromSettings(options.settings, options.flags ?? {});
+    const columns = settings.columns
+      ?.split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== '');
+    const db = await openDb(options.statePath);
+    try {
+      const summary = await exportCsv({
+        db,
+        entity: settings.entity as ExportEntity,
+        ...(columns && columns.length > 0 ? { columns } : {}),
+        explode: settings.explode,
+        bom: settings.bom,
+        formulaEscape: settings.formulaEscape,
+        gzip: settings.gzip,
+        ...(settings.out !== undefined ? { out: settings.out } : {}),
+        upload,
+        productRefPath,
+        logger: options.logger,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      return stepOf('export', null, started, summary, exportCounts(summary), 0);
+    } finally {
+      await db.close();
+    }
+  } catch (err) {
+    return failedStep('export', null, started, err);
+  }
+}
+
 async function runSteps(options: RunOptions): Promise<RunStepResult[]> {
   const steps: RunStepResult[] = [];
   const record = (step: RunStepResult) => {
@@ -162,7 +215,8 @@ async function runSteps(options: RunOptions): Promise<RunStepResult[]> {
       if (!record(await fetchStep(options, source))) return steps;
     }
   }
-  if (options.steps.includes('consume')) record(await consumeStep(options));
+  if (options.steps.includes('consume') && !record(await consumeStep(options))) return steps;
+  if (options.steps.includes('export')) record(await exportStep(options));
   return steps;
 }
 

@@ -15,7 +15,7 @@ import { action } from '../context.js';
 import { stopOnSignals } from '../signals.js';
 import { addSettingOptions } from '../options.js';
 
-function describe(s: ExportCsvSummary): string {
+export function describeSummary(s: ExportCsvSummary): string {
   const what = s.entity === 'unified' ? `unified view${s.exploded ? ' (exploded)' : ''}` : s.entity;
   const lines = [
     `exported ${s.rows} row(s) of the ${what}, ${s.bytes} bytes${s.out ? ` to ${s.out}` : ''}${s.since ? ` (changed since ${s.since})` : ''} in ${(s.durationMs / 1000).toFixed(2)} s`,
@@ -115,10 +115,10 @@ Examples:
         }
         // With the CSV on stdout, the summary goes to stderr.
         if (toStdout) {
-          ctx.logger.info(describe(summary));
+          ctx.logger.info(describeSummary(summary));
           return { data: summary, text: '' };
         }
-        return { data: summary, text: describe(summary) };
+        return { data: summary, text: describeSummary(summary) };
       }),
     );
 }
