@@ -13,6 +13,7 @@ import { DEFAULT_COLUMNS } from '../../stages/export-csv-columns.js';
 import { openDb } from '../../state/db.js';
 import { action } from '../context.js';
 import { stopOnSignals } from '../signals.js';
+import { startProgress } from '../spinner.js';
 import { addSettingOptions } from '../options.js';
 
 export function describeSummary(s: ExportCsvSummary): string {
@@ -91,6 +92,8 @@ Examples:
         const upload = settings.upload ? analyticsConfigFromSettings(ctx.settings, flags) : undefined;
         const db = await openDb(ctx.statePath());
         const stop = stopOnSignals((signal) => ctx.logger.warn(`${signal}: stopping the export`));
+        // CSV on a terminal's stdout would be torn by a spinner on the same terminal.
+        const progress = startProgress(ctx.interactive && !(toStdout && process.stdout.isTTY), 'exporting…');
         let summary: ExportCsvSummary;
         try {
           summary = await exportCsv({
@@ -108,8 +111,14 @@ Examples:
             productRefPath,
             logger: ctx.logger,
             signal: stop.signal,
+            onProgress: (p) =>
+              progress.update(
+                p.uploading ? `uploading ${p.rows} row(s) to Analytics…` : `exported ${p.rows} row(s)`,
+                p.uploading ? undefined : p.rows,
+              ),
           });
         } finally {
+          progress.stop();
           stop.dispose();
           await db.close();
         }
