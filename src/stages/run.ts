@@ -234,6 +234,15 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     });
     try {
       const runs = await Runs.open(db);
+      const dead = await runs.markKilled(
+        options.job,
+        options.runId,
+        `killed: it never finished; run ${options.runId} took over the lock run:${options.job}`,
+      );
+      for (const r of dead)
+        options.logger.warn(
+          `run ${r.id} of job ${r.job} (started ${r.startedAt}) never finished: marked killed`,
+        );
       await runs.start(options.runId, options.job, started);
       const steps = await runSteps(options);
       const failed = steps.find((s) => s.outcome === 'failed');

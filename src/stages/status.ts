@@ -126,8 +126,20 @@ async function stateStatus(options: StatusOptions): Promise<StatusReport['state'
     const all = await (await Checkpoints.open(db)).list('fetch:');
     const checkpoints = all.filter((c) => !BACKFILL.test(c.name));
     const backfills = backfillStatus(all.filter((c) => BACKFILL.test(c.name)));
-    const runs = await (await Runs.open(db)).recent(options.runs);
-    const locks = await listLocks(db);
+    let locks = await listLocks(db);
+    let runs = await (await Runs.open(db)).recent(options.runs);
+    // A run holds run:<job> from before its row is written until after it is finished: a running
+    // row without that lock is a dead process. Shown as killed here; the next run writes it so.
+    // The locks are read again, after the runs, so a run that started in between is not taken for dead.
+    if (runs.some((r) => r.outcome === 'running')) {
+      locks = await listLocks(db);
+      const held = new Set(locks.map((l) => l.name));
+      runs = runs.map((r) =>
+        r.outcome === 'running' && !held.has(`run:${r.job}`)
+          ? { ...r, outcome: 'killed', error: r.error ?? 'killed: its lock is gone, the run never finished' }
+          : r,
+      );
+    }
     return { location: db.location, checkpoints, backfills, runs, locks };
   } finally {
     await db.close();

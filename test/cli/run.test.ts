@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
 import { startInventoryServer, type InventoryServer } from '../../fixtures/inventory/server.js';
+import type { StatusReport } from '../../src/stages/status.js';
+import { openDb } from '../../src/state/db.js';
+import { Runs } from '../../src/state/runs.js';
 import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type Child } from '../helpers/cli.js';
 import { createHarness, storedRecords, type Harness } from '../helpers/consume-harness.js';
 import { testBrokers } from '../helpers/kafka.js';
@@ -214,6 +217,7 @@ it('a second run exits 4 naming the holder; after the holder is SIGKILLed the ne
   const before = crm.control.stats().requests;
   const first = startSyncctl(runArgs(), env);
   children.push(first);
+  let holder = '';
   try {
     await waitFor('the first run to fetch', () => crm.control.stats().requests > before, 30_000);
     const second = await runSyncctl(runArgs(), { env });
@@ -223,13 +227,35 @@ it('a second run exits 4 naming the holder; after the holder is SIGKILLed the ne
         `lock run:nightly is held by run [0-9a-f-]{36} \\(pid ${first.process.pid} on .+\\) since \\d{4}-`,
       ),
     );
+    holder = /held by run ([0-9a-f-]{36})/.exec(second.stderr)![1]!;
     first.process.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
   } finally {
     crm.control.setFaults({});
   }
+  // The dead run's row still says running; status knows better (its lock is gone) and says so.
+  expect(await outcomeOf(holder)).toBe('running');
+  const status = await runSyncctl(['--state', h.state, '--brokers', '127.0.0.1:1', 'status', '--json'], {
+    env,
+  });
+  const shown = (JSON.parse(status.stdout) as StatusReport).state.runs.find((r) => r.id === holder);
+  expect(shown?.outcome).toBe('killed');
+
   const third = await runSyncctl([...runArgs(), '--json'], { env });
   expect(third.stderr).toMatch(/took over stale lock run:nightly from run [0-9a-f-]{36} .*pid \d+ is gone/);
+  expect(third.stderr).toContain(`run ${holder} of job nightly`);
   expect(third.code).toBe(0);
   expect((JSON.parse(third.stdout) as { outcome: string }).outcome).toBe('ok');
+  // The next run, holding the lock, wrote it down: the history no longer has a run running forever.
+  expect(await outcomeOf(holder)).toBe('killed');
 });
+
+/** The run's outcome as stored (not as status shows it). */
+async function outcomeOf(id: string): Promise<string | undefined> {
+  const db = await openDb(h.state);
+  try {
+    return (await (await Runs.open(db)).recent(100)).find((r) => r.id === id)?.outcome;
+  } finally {
+    await db.close();
+  }
+}
