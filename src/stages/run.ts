@@ -31,6 +31,8 @@ export interface RunOptions extends SettingsInput {
   signal?: AbortSignal;
   /** Called as each step ends, so a caller can show progress. */
   onStep?: (step: RunStepResult) => void;
+  /** The running step's counts so far (its stage's own progress report), for a terminal's progress line. */
+  onProgress?: (step: string, counts: Record<string, number>) => void;
 }
 
 export interface RunStepResult extends Omit<RunStep, 'error'> {
@@ -130,6 +132,7 @@ async function fetchStep(options: RunOptions, source: Source): Promise<RunStepRe
           output: parts.output,
           mode: options.fetchMode,
           rejectsPath: parts.rejectsPath,
+          onProgress: (p) => options.onProgress?.(name, { records: p.records, pages: p.pages }),
           ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
           logger: options.logger,
@@ -151,7 +154,16 @@ async function consumeStep(options: RunOptions): Promise<RunStepResult> {
     try {
       const lock = { runId: options.runId, logger: options.logger };
       const summary = await withLock(parts.db, `consume:${parts.options.group}`, lock, () =>
-        consume({ ...parts.options, ...(options.signal ? { signal: options.signal } : {}) }),
+        consume({
+          ...parts.options,
+          ...(options.signal ? { signal: options.signal } : {}),
+          onProgress: (p) =>
+            options.onProgress?.('consume', {
+              consumed: p.consumed,
+              delivered: p.delivered,
+              ...(p.lagLeft === null ? {} : { lagLeft: p.lagLeft }),
+            }),
+        }),
       );
       return stepOf('consume', null, started, summary, consumeCounts(summary), summary.deadLettered);
     } finally {
@@ -193,6 +205,7 @@ async function exportStep(options: RunOptions): Promise<RunStepResult> {
         productRefPath,
         logger: options.logger,
         ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (p) => options.onProgress?.('export', { rows: p.rows }),
       });
       return stepOf('export', null, started, summary, exportCounts(summary), 0);
     } finally {

@@ -5,9 +5,11 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
+import { startInventoryServer } from '../../fixtures/inventory/server.js';
 import { isolatedEnv, runSyncctl, waitFor } from '../helpers/cli.js';
 import { firstRound, publishAll, SourceWorld } from '../helpers/consume-data.js';
 import { createHarness, writeLog, type Harness } from '../helpers/consume-harness.js';
+import { testBrokers } from '../helpers/kafka.js';
 import { startSyncctlOnPty, type PtyChild } from '../helpers/pty.js';
 import { tempDir } from './fetch-helpers.js';
 
@@ -172,6 +174,35 @@ describe('progress', () => {
     expect(output).toMatch(/consumed \d+, delivered \d+, lag left \d+, \d+ records\/s/);
     // A first join can meet a loading coordinator (retried; only its warning differs).
     expect(exit.code, output).toBe(0);
+  });
+
+  it('run shows each step with its live counts on a terminal', async () => {
+    const server = await crm(30, 150);
+    const inventory = await startInventoryServer({ seed: 5, count: 20, user: 'u', password: 'p-terminal' });
+    const h = await createHarness('sqlite');
+    harnesses.push(h);
+    try {
+      const env = isolatedEnv({
+        ...h.cliEnv(),
+        SYNCCTL_CRM_URL: server.url,
+        SYNCCTL_CRM_TOKEN: TOKEN,
+        SYNCCTL_CRM_PAGE_SIZE: '10',
+        SYNCCTL_INVENTORY_WSDL: inventory.wsdlUrl,
+        SYNCCTL_INVENTORY_USER: 'u',
+        SYNCCTL_INVENTORY_PASSWORD: 'p-terminal',
+      });
+      const args = ['--brokers', testBrokers(), '--state', h.state, 'run', '--group', h.group];
+      args.push('--customer-topic', h.customerTopic, '--product-topic', h.productTopic);
+      args.push('--dlq-topic', h.dlqTopic, '--session-timeout', '6');
+      const child = startSyncctlOnPty(args, env);
+      children.push(child);
+      const exit = await child.exited;
+      const output = child.output();
+      expect(exit.code, output).toBe(0);
+      expect(output).toMatch(/fetch:crm: records [1-9]\d*, pages [1-9]\d*/);
+    } finally {
+      await inventory.close();
+    }
   });
 
   it('nothing animated and no escape sequence when not a terminal, or under CI on one', async () => {

@@ -18,6 +18,7 @@ import { RUN_STEPS, runJob, type RunStepKind, type RunSummary } from '../../stag
 import { action } from '../context.js';
 import { addSettingOptions } from '../options.js';
 import { stopOnSignals } from '../signals.js';
+import { startProgress, type ProgressLine } from '../spinner.js';
 import type { ExportCsvSummary } from '../../stages/export-csv.js';
 import { describeSummary as describeConsume } from './consume.js';
 import { describeSummary as describeExport } from './export-csv.js';
@@ -117,6 +118,19 @@ export default function register(program: Command): void {
         const stop = stopOnSignals((signal) =>
           ctx.logger.warn(`${signal}: finishing the step in flight, then stopping (again to abort at once)`),
         );
+        // One progress line per step, so its records/s counts that step only.
+        let line: { step: string; progress: ProgressLine } | undefined;
+        const onProgress = (step: string, counts: Record<string, number>) => {
+          if (!ctx.interactive) return;
+          if (line?.step !== step) {
+            line?.progress.stop();
+            line = { step, progress: startProgress(true, `${step}…`) };
+          }
+          const text = Object.entries(counts)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ');
+          line.progress.update(`${step}: ${text}`, counts.records ?? counts.consumed ?? counts.rows);
+        };
         let summary: RunSummary;
         try {
           summary = await runJob({
@@ -131,9 +145,15 @@ export default function register(program: Command): void {
             flags: cmd.opts(),
             logger: ctx.logger,
             statePath: ctx.statePath(),
-            onStep: (step) => ctx.logger.debug(`step ${step.name}: ${step.outcome} (exit ${step.exitCode})`),
+            onStep: (step) => {
+              line?.progress.stop();
+              line = undefined;
+              ctx.logger.debug(`step ${step.name}: ${step.outcome} (exit ${step.exitCode})`);
+            },
+            onProgress,
           });
         } finally {
+          line?.progress.stop();
           stop.dispose();
         }
         if (metricsFile !== undefined) await writeMetricsFile(metricsFile, runRegistry(summary));
