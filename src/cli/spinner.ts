@@ -24,3 +24,29 @@ export function startSpinner(text: string, stream: NodeJS.WriteStream = process.
     color: colorDisabled() ? false : 'cyan',
   }).start();
 }
+
+/** A progress line for a stage's onProgress callback; does nothing when the run is not interactive. */
+export interface ProgressLine {
+  /** Redraws the line (at most every 100 ms); `rateOf` adds "N records/s" for that count. */
+  update(text: string, rateOf?: number): void;
+  stop(): void;
+}
+
+export function startProgress(interactive: boolean, text: string): ProgressLine {
+  const spinner = interactive ? startSpinner(text) : undefined;
+  if (!spinner) return { update: () => {}, stop: () => {} };
+  const started = Date.now();
+  let drawn = 0;
+  return {
+    update(line, rateOf) {
+      const now = Date.now();
+      // Stages report per record or page; redrawing for each would cost more than the work.
+      if (now - drawn < 100) return;
+      drawn = now;
+      const seconds = (now - started) / 1000;
+      spinner.text =
+        rateOf === undefined || seconds < 0.5 ? line : `${line}, ${Math.round(rateOf / seconds)} records/s`;
+    },
+    stop: () => spinner.stop(),
+  };
+}

@@ -388,7 +388,7 @@ export const RUN_SETTINGS = defineSettings({
     default: 'fetch,consume',
     nonEmpty: true,
     description:
-      'the steps to run, comma-separated, in order: fetch (both sources, published), consume (--once)',
+      'the steps to run, comma-separated, in order: fetch (both sources, published), consume (--once), export (export-csv --upload)',
   },
   metricsFile: {
     type: 'string',

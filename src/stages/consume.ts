@@ -18,7 +18,13 @@ import { leftAfterRun, summarize } from './consume/summary.js';
 import { newCounters, type ConsumeOptions, type ConsumeSummary } from './consume/types.js';
 
 export { CONSUME_DEFAULTS } from './consume/types.js';
-export type { ConsumeOptions, ConsumeStatus, ConsumeSummary, FinishReason } from './consume/types.js';
+export type {
+  ConsumeOptions,
+  ConsumeProgress,
+  ConsumeStatus,
+  ConsumeSummary,
+  FinishReason,
+} from './consume/types.js';
 
 async function checkTopics(admin: Admin, brokers: string[], topics: string[]): Promise<void> {
   let existing: Set<string>;
@@ -156,6 +162,21 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       });
 
       timers.push(setInterval(() => delivery.tick(), 250));
+      const progress = options.onProgress;
+      if (progress) {
+        timers.push(
+          setInterval(
+            () =>
+              progress({
+                consumed: counters.consumed,
+                delivered: counters.delivered,
+                deadLettered: counters.deadLetteredMessages + counters.deadLetteredRecords,
+                lagLeft: offsets.left(),
+              }),
+            500,
+          ),
+        );
+      }
       if (once) {
         timers.push(
           watchGroupProgress(offsets, {

@@ -57,6 +57,8 @@ export interface ExportCsvOptions {
   logger?: Logger;
   /** Stops the export (shutdown): nothing is renamed or uploaded, and it throws InterruptedError. */
   signal?: AbortSignal;
+  /** Called with the rows written so far (every row; callers throttle), then once uploading. */
+  onProgress?: (progress: { rows: number; uploading: boolean }) => void;
 }
 
 export interface ExportCsvSummary {
@@ -192,6 +194,7 @@ export async function exportCsv(options: ExportCsvOptions): Promise<ExportCsvSum
   const counted = async function* () {
     for await (const cells of rows) {
       count++;
+      options.onProgress?.({ rows: count, uploading: false });
       yield cells;
     }
   };
@@ -235,6 +238,7 @@ export async function exportCsv(options: ExportCsvOptions): Promise<ExportCsvSum
     if (options.upload && uploadPath !== undefined) {
       const idempotencyKey = `export-csv-${sha256}`;
       if (options.signal?.aborted) throw interrupted();
+      options.onProgress?.({ rows: count, uploading: true });
       const result = await uploadCsv(options.upload, uploadPath, idempotencyKey, logger);
       upload = { ...result, idempotencyKey };
     }

@@ -15,6 +15,8 @@ const KINDS: Record<string, string> = {
   consumed: 'consumed',
   delivered: 'delivered',
   deadLettered: 'dead_lettered',
+  exported: 'exported',
+  uploaded: 'uploaded',
 };
 
 /**

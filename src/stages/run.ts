@@ -1,19 +1,22 @@
 /**
- * `syncctl run`: the nightly job in one call — fetch each source into Kafka, then `consume --once` —
- * under the lock `run:<job>`, recorded in the run history. Each step is the stage itself, opened by
+ * `syncctl run`: the nightly job in one call — fetch each source into Kafka, then `consume --once`,
+ * then (when asked) `export-csv --upload` — under the lock `run:<job>`, recorded in the run history. Each step is the stage itself, opened by
  * wiring.ts and holding the same lock it takes when run alone.
  */
+import { analyticsConfigFromSettings } from '../connectors/analytics-sink.js';
 import type { KafkaOptions } from '../connectors/kafka.js';
 import { ExitCode, toSyncError, type SyncError } from '../errors.js';
 import type { Source } from '../records/envelope.js';
+import { CONSUME_SETTINGS, EXPORT_CSV_SETTINGS, resolveSettings } from '../settings/index.js';
 import { openDb, type Db } from '../state/db.js';
 import { acquireLock, withLock } from '../state/locks.js';
 import { Runs, type RunOutcome, type RunStep } from '../state/runs.js';
 import { consume, type ConsumeSummary } from './consume.js';
+import { exportCsv, type ExportCsvSummary, type ExportEntity } from './export-csv.js';
 import { fetch, type FetchMode, type FetchSummary } from './fetch.js';
 import { openConsume, openFetch, type SettingsInput } from './wiring.js';
 
-export const RUN_STEPS = ['fetch', 'consume'] as const;
+export const RUN_STEPS = ['fetch', 'consume', 'export'] as const;
 export type RunStepKind = (typeof RUN_STEPS)[number];
 export const RUN_SOURCES: readonly Source[] = ['crm', 'inventory'];
 
@@ -28,13 +31,15 @@ export interface RunOptions extends SettingsInput {
   signal?: AbortSignal;
   /** Called as each step ends, so a caller can show progress. */
   onStep?: (step: RunStepResult) => void;
+  /** The running step's counts so far (its stage's own progress report), for a terminal's progress line. */
+  onProgress?: (step: string, counts: Record<string, number>) => void;
 }
 
 export interface RunStepResult extends Omit<RunStep, 'error'> {
   source: Source | null;
   error: SyncError | null;
   /** The stage's own summary (null when the step was skipped). */
-  summary: FetchSummary | ConsumeSummary | null;
+  summary: FetchSummary | ConsumeSummary | ExportCsvSummary | null;
 }
 
 export interface RunSummary {
@@ -68,15 +73,24 @@ function consumeCounts(s: ConsumeSummary): Record<string, number> {
   };
 }
 
+function exportCounts(s: ExportCsvSummary): Record<string, number> {
+  return {
+    exported: s.rows,
+    uploaded: s.upload?.rows ?? 0,
+    bytes: s.bytes,
+    retries: s.upload?.retries ?? 0,
+  };
+}
+
 function stepOf(
   name: string,
   source: Source | null,
   started: number,
-  summary: FetchSummary | ConsumeSummary,
+  summary: FetchSummary | ConsumeSummary | ExportCsvSummary,
   counts: Record<string, number>,
   flagged: number,
 ): RunStepResult {
-  const error = summary.error;
+  const error = 'error' in summary ? summary.error : null;
   const exitCode = error ? error.exitCode : flagged > 0 ? ExitCode.Partial : ExitCode.Ok;
   return {
     name,
@@ -118,6 +132,7 @@ async function fetchStep(options: RunOptions, source: Source): Promise<RunStepRe
           output: parts.output,
           mode: options.fetchMode,
           rejectsPath: parts.rejectsPath,
+          onProgress: (p) => options.onProgress?.(name, { records: p.records, pages: p.pages }),
           ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
           logger: options.logger,
@@ -139,7 +154,16 @@ async function consumeStep(options: RunOptions): Promise<RunStepResult> {
     try {
       const lock = { runId: options.runId, logger: options.logger };
       const summary = await withLock(parts.db, `consume:${parts.options.group}`, lock, () =>
-        consume({ ...parts.options, ...(options.signal ? { signal: options.signal } : {}) }),
+        consume({
+          ...parts.options,
+          ...(options.signal ? { signal: options.signal } : {}),
+          onProgress: (p) =>
+            options.onProgress?.('consume', {
+              consumed: p.consumed,
+              delivered: p.delivered,
+              ...(p.lagLeft === null ? {} : { lagLeft: p.lagLeft }),
+            }),
+        }),
       );
       return stepOf('consume', null, started, summary, consumeCounts(summary), summary.deadLettered);
     } finally {
@@ -147,6 +171,48 @@ async function consumeStep(options: RunOptions): Promise<RunStepResult> {
     }
   } catch (err) {
     return failedStep('consume', null, started, err);
+  }
+}
+
+/**
+ * export-csv --upload of the view as the profile and environment configure it (entity, columns,
+ * --out …). Always the whole view: the upload's Idempotency-Key comes from the CSV's bytes, so an
+ * unchanged view is acknowledged by Analytics, not stored again. The export's --since is left out on
+ * purpose: it shares its name (and SYNCCTL_SINCE) with the fetch backfill's --since.
+ */
+async function exportStep(options: RunOptions): Promise<RunStepResult> {
+  const started = Date.now();
+  try {
+    const settings = resolveSettings(EXPORT_CSV_SETTINGS, options.settings);
+    const { productRefPath } = resolveSettings(CONSUME_SETTINGS, options.settings, options.flags);
+    const upload = analyticsConfigFromSettings(options.settings, options.flags ?? {});
+    const columns = settings.columns
+      ?.split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== '');
+    const db = await openDb(options.statePath);
+    try {
+      const summary = await exportCsv({
+        db,
+        entity: settings.entity as ExportEntity,
+        ...(columns && columns.length > 0 ? { columns } : {}),
+        explode: settings.explode,
+        bom: settings.bom,
+        formulaEscape: settings.formulaEscape,
+        gzip: settings.gzip,
+        ...(settings.out !== undefined ? { out: settings.out } : {}),
+        upload,
+        productRefPath,
+        logger: options.logger,
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: (p) => options.onProgress?.('export', { rows: p.rows }),
+      });
+      return stepOf('export', null, started, summary, exportCounts(summary), 0);
+    } finally {
+      await db.close();
+    }
+  } catch (err) {
+    return failedStep('export', null, started, err);
   }
 }
 
@@ -162,7 +228,8 @@ async function runSteps(options: RunOptions): Promise<RunStepResult[]> {
       if (!record(await fetchStep(options, source))) return steps;
     }
   }
-  if (options.steps.includes('consume')) record(await consumeStep(options));
+  if (options.steps.includes('consume') && !record(await consumeStep(options))) return steps;
+  if (options.steps.includes('export')) record(await exportStep(options));
   return steps;
 }
 
@@ -180,6 +247,15 @@ export async function runJob(options: RunOptions): Promise<RunSummary> {
     });
     try {
       const runs = await Runs.open(db);
+      const dead = await runs.markKilled(
+        options.job,
+        options.runId,
+        `killed: it never finished; run ${options.runId} took over the lock run:${options.job}`,
+      );
+      for (const r of dead)
+        options.logger.warn(
+          `run ${r.id} of job ${r.job} (started ${r.startedAt}) never finished: marked killed`,
+        );
       await runs.start(options.runId, options.job, started);
       const steps = await runSteps(options);
       const failed = steps.find((s) => s.outcome === 'failed');

@@ -23,8 +23,11 @@ export interface RunStep {
   error: string | null;
 }
 
-/** `running` stays for a run that was killed: nobody was left to finish its row. */
-export type RunOutcome = 'running' | 'ok' | 'partial' | 'failed';
+/**
+ * A killed run leaves its row `running` (nobody was left to finish it); the next run of the job,
+ * once it holds the job's lock, marks it `killed`.
+ */
+export type RunOutcome = 'running' | 'ok' | 'partial' | 'failed' | 'killed';
 
 export interface RunRecord {
   id: string;
@@ -85,6 +88,21 @@ export class Runs {
         id,
       ],
     );
+  }
+
+  /**
+   * Marks the job's `running` rows other than `current` as killed. Only for a caller holding the
+   * job's lock: no other run of the job can be alive then, so those rows belong to dead processes.
+   */
+  async markKilled(job: string, current: string, reason: string): Promise<RunRecord[]> {
+    const rows = (await this.recent(1_000, job)).filter((r) => r.outcome === 'running' && r.id !== current);
+    for (const r of rows) {
+      await this.db.run(
+        `UPDATE runs SET outcome = 'killed', error = ? WHERE id = ? AND outcome = 'running'`,
+        [reason, r.id],
+      );
+    }
+    return rows;
   }
 
   /** When a run of the job last finished, with or without rejects (exit 0 or 3). */

@@ -1,12 +1,16 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
 import { startInventoryServer, type InventoryServer } from '../../fixtures/inventory/server.js';
+import { join } from 'node:path';
+import { DeadLetterProducer, type DeadLetter } from '../../src/connectors/dead-letter.js';
+import { Checkpoints } from '../../src/state/checkpoints.js';
 import { openDb } from '../../src/state/db.js';
 import { acquireLock } from '../../src/state/locks.js';
 import type { StatusReport } from '../../src/stages/status.js';
 import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
 import { createHarness, type Harness } from '../helpers/consume-harness.js';
 import { testBrokers, testKafka } from '../helpers/kafka.js';
+import { tempDir } from '../helpers/temp.js';
 
 const CRM_TOKEN = 'status-crm-token-2a9c';
 const INV_USER = 'status';
@@ -126,4 +130,123 @@ it('still shows the state store when Kafka is unreachable, and exits 75', async 
   expect(text.code).toBe(75);
   expect(text.stdout).toMatch(/Kafka: unavailable/);
   expect(text.stdout).toContain('fetch:crm');
+});
+
+function letter(errorClass: string, code: string, offset: number): DeadLetter {
+  return {
+    kind: 'unified-record',
+    key: `c-${offset}`,
+    value: '{}',
+    source: {
+      topic: h.customerTopic,
+      partition: 0,
+      offset: String(offset),
+      key: `c-${offset}`,
+      timestamp: null,
+    },
+    error: { class: errorClass, code, message: `${code} for c-${offset}` },
+    attempts: 1,
+  };
+}
+
+it('shows the dead-letter depth by error class and each backfill window done / in progress / remaining', async () => {
+  const letters = new DeadLetterProducer(testKafka(), [testBrokers()], h.dlqTopic, h.group);
+  await letters.connect();
+  try {
+    await letters.send([
+      letter('RecordRefusedError', 'E_RECORD_REFUSED', 1),
+      letter('ValidationError', 'E_INVALID_ENVELOPE', 2),
+      letter('RecordRefusedError', 'E_RECORD_REFUSED', 3),
+    ]);
+  } finally {
+    await letters.close();
+  }
+  // A finished backfill, cut into 4 windows by a real fetch...
+  const out = join(tempDir('status'), 'backfill.ndjson');
+  const fetched = await runSyncctl(
+    [
+      '--state',
+      h.state,
+      'fetch',
+      '--source',
+      'crm',
+      '--since',
+      '2000-01-01',
+      '--until',
+      '2100-01-01',
+      '--window',
+      '4',
+      '--out',
+      out,
+    ],
+    { env },
+  );
+  expect(fetched.code, fetched.stderr).toBe(0);
+  // ...and one a killed fetch left behind: 1 of 5 windows done, 1 in progress, 3 not started.
+  const db = await openDb(h.state);
+  try {
+    const checkpoints = await Checkpoints.open(db);
+    const range = 'fetch:inventory:backfill:2024-01-01T00:00:00.000Z/2024-01-06T00:00:00.000Z';
+    await checkpoints.set(range, {
+      kind: 'range',
+      since: '2024-01-01T00:00:00.000Z',
+      until: '2024-01-06T00:00:00.000Z',
+      openEnded: false,
+      window: { kind: 'duration', ms: 86_400_000, text: '1d' },
+      status: 'running',
+      startedAt: '2026-12-01T00:00:00.000Z',
+      completedAt: null,
+    });
+    const window = (day: number, status: string, records: number) => ({
+      kind: 'window',
+      status,
+      since: `2024-01-0${day}T00:00:00.000Z`,
+      until: `2024-01-0${day + 1}T00:00:00.000Z`,
+      exhausted: status === 'done',
+      maxHighWater: null,
+      pages: 1,
+      records,
+      deletes: 0,
+      rejects: 0,
+      out: null,
+      startedAt: '2026-12-01T00:00:00.000Z',
+      updatedAt: '2026-12-01T00:00:00.000Z',
+    });
+    await checkpoints.set(`${range}:2024-01-01T00:00:00.000Z`, window(1, 'done', 7));
+    await checkpoints.set(`${range}:2024-01-02T00:00:00.000Z`, window(2, 'running', 3));
+  } finally {
+    await db.close();
+  }
+
+  const json = await runSyncctl([...args(testBrokers(), 'status'), '--json'], { env });
+  expect(json.code, json.stderr).toBe(0);
+  const report = JSON.parse(json.stdout) as StatusReport;
+  expect(report.kafka!.deadLetterDepth).toBe(3);
+  expect(report.kafka!.deadLetters.map((d) => [d.errorClass, d.errorCode, d.count, d.kinds])).toEqual([
+    ['RecordRefusedError', 'E_RECORD_REFUSED', 2, ['unified-record']],
+    ['ValidationError', 'E_INVALID_ENVELOPE', 1, ['unified-record']],
+  ]);
+  const backfills = report.state.backfills.map((b) => [
+    b.source,
+    b.status,
+    b.windows,
+    b.done,
+    b.inProgress,
+    b.remaining,
+    b.records,
+  ]);
+  expect(backfills).toEqual([
+    ['crm', 'done', 4, 4, 0, 0, 50],
+    ['inventory', 'running', 5, 1, 1, 3, 10],
+  ]);
+  // Windows are summed up, not listed one by one.
+  expect(report.state.checkpoints.some((c) => c.name.includes(':backfill:'))).toBe(false);
+
+  const text = await runSyncctl([...args(testBrokers(), 'status'), '-o', 'plain'], { env });
+  expect(text.code, text.stderr).toBe(0);
+  expect(text.stdout).toMatch(/^RecordRefusedError\s+E_RECORD_REFUSED\s+2\b/m);
+  expect(text.stdout).toMatch(
+    /^inventory\s+2024-01-01T00:00:00\.000Z\s+2024-01-06T00:00:00\.000Z\s+1d\s+running\s+1\/5\s+1\s+3\s+10$/m,
+  );
+  expect(text.stdout).not.toContain('\u001b[');
 });

@@ -5,9 +5,11 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
-import { isolatedEnv, waitFor } from '../helpers/cli.js';
+import { startInventoryServer } from '../../fixtures/inventory/server.js';
+import { isolatedEnv, runSyncctl, waitFor } from '../helpers/cli.js';
 import { firstRound, publishAll, SourceWorld } from '../helpers/consume-data.js';
 import { createHarness, writeLog, type Harness } from '../helpers/consume-harness.js';
+import { testBrokers } from '../helpers/kafka.js';
 import { startSyncctlOnPty, type PtyChild } from '../helpers/pty.js';
 import { tempDir } from './fetch-helpers.js';
 
@@ -33,7 +35,7 @@ async function crm(latencyMs: number, count = 1000): Promise<CrmServer> {
   return server;
 }
 
-function fetchOnPty(server: CrmServer, extraEnv: Record<string, string> = {}): PtyChild {
+function fetchArgs(server: CrmServer, extraEnv: Record<string, string> = {}) {
   const dir = tempDir();
   const env = isolatedEnv({
     SYNCCTL_CRM_URL: server.url,
@@ -51,6 +53,11 @@ function fetchOnPty(server: CrmServer, extraEnv: Record<string, string> = {}): P
     '--out',
     join(dir, 'x.ndjson'),
   ];
+  return { args, env };
+}
+
+function fetchOnPty(server: CrmServer, extraEnv: Record<string, string> = {}): PtyChild {
+  const { args, env } = fetchArgs(server, extraEnv);
   const child = startSyncctlOnPty(args, env);
   children.push(child);
   return child;
@@ -136,5 +143,83 @@ describe('the spinner', () => {
     expect((await plain.exited).code, plain.output()).toBe(0);
     expect(plain.output()).toMatch(/crm: \d+ record\(s\)/);
     expect(plain.output()).not.toMatch(SGR_COLOUR);
+  });
+});
+
+describe('progress', () => {
+  it('fetch shows live pages, records and records/s on a terminal', async () => {
+    const child = fetchOnPty(await crm(100, 200));
+    await waitFor('a live count with a rate', () =>
+      /crm: [1-9]\d* record\(s\) in [1-9]\d* page\(s\), \d+ records\/s/.test(child.output()),
+    );
+    expect((await child.exited).code, child.output()).toBe(0);
+  });
+
+  it('consume --once shows consumed, delivered, lag left and records/s on a terminal', async () => {
+    const h = await createHarness('sqlite', { faults: { latencyMs: 50 } });
+    harnesses.push(h);
+    const world = new SourceWorld();
+    const { customerEnvelopes, productEnvelopes } = firstRound(world, 200, 20);
+    await publishAll([
+      { topic: h.productTopic, envelopes: productEnvelopes },
+      { topic: h.customerTopic, envelopes: customerEnvelopes },
+    ]);
+    const child = startSyncctlOnPty(
+      [...h.cliArgs(), '--once', '--batch-size', '10', '--session-timeout', '6'],
+      isolatedEnv(h.cliEnv()),
+    );
+    children.push(child);
+    const exit = await child.exited;
+    const output = child.output();
+    expect(output).toMatch(/consumed \d+, delivered \d+, lag left \d+, \d+ records\/s/);
+    // A first join can meet a loading coordinator (retried; only its warning differs).
+    expect(exit.code, output).toBe(0);
+  });
+
+  it('run shows each step with its live counts on a terminal', async () => {
+    const server = await crm(30, 150);
+    const inventory = await startInventoryServer({ seed: 5, count: 20, user: 'u', password: 'p-terminal' });
+    const h = await createHarness('sqlite');
+    harnesses.push(h);
+    try {
+      const env = isolatedEnv({
+        ...h.cliEnv(),
+        SYNCCTL_CRM_URL: server.url,
+        SYNCCTL_CRM_TOKEN: TOKEN,
+        SYNCCTL_CRM_PAGE_SIZE: '10',
+        SYNCCTL_INVENTORY_WSDL: inventory.wsdlUrl,
+        SYNCCTL_INVENTORY_USER: 'u',
+        SYNCCTL_INVENTORY_PASSWORD: 'p-terminal',
+      });
+      const args = ['--brokers', testBrokers(), '--state', h.state, 'run', '--group', h.group];
+      args.push('--customer-topic', h.customerTopic, '--product-topic', h.productTopic);
+      args.push('--dlq-topic', h.dlqTopic, '--session-timeout', '6');
+      const child = startSyncctlOnPty(args, env);
+      children.push(child);
+      const exit = await child.exited;
+      const output = child.output();
+      expect(exit.code, output).toBe(0);
+      expect(output).toMatch(/fetch:crm: records [1-9]\d*, pages [1-9]\d*/);
+    } finally {
+      await inventory.close();
+    }
+  });
+
+  it('nothing animated and no escape sequence when not a terminal, or under CI on one', async () => {
+    const server = await crm(20, 60);
+    const { args, env } = fetchArgs(server);
+    const piped = await runSyncctl(args, { env });
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout + piped.stderr).not.toContain('\u001b');
+    expect(piped.stdout).toMatch(/crm full: completed — 60 record\(s\)/);
+
+    const ci = fetchOnPty(server, { CI: 'true' });
+    expect((await ci.exited).code, ci.output()).toBe(0);
+    expect(ci.output()).not.toContain('\u001b');
+    expect(ci.output()).not.toMatch(/records\/s/);
+    const quiet = startSyncctlOnPty(['--quiet', ...fetchArgs(server).args], fetchArgs(server).env);
+    children.push(quiet);
+    expect((await quiet.exited).code, quiet.output()).toBe(0);
+    expect(quiet.output()).not.toContain('\u001b');
   });
 });

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import type { Ora } from 'ora';
 import { ExitCode } from '../../errors.js';
 import { ANALYTICS_SETTINGS, CONSUME_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
 import { consume, type ConsumeSummary } from '../../stages/consume.js';
 import { openConsume } from '../../stages/wiring.js';
 import { acquireLock, type HeldLock } from '../../state/locks.js';
 import { stopOnSignals } from '../signals.js';
-import { startSpinner } from '../spinner.js';
+import { startProgress } from '../spinner.js';
 import { action } from '../context.js';
 import { addSettingOptions } from '../options.js';
 
@@ -80,13 +79,20 @@ Examples:
             `${signal}: finishing the batch in flight and delivering what was read, then stopping (again to quit at once)`,
           ),
         );
-        let spinner: Ora | undefined;
-        if (ctx.interactive) spinner = startSpinner('consuming…');
+        const progress = startProgress(ctx.interactive, 'consuming…');
         let summary: ConsumeSummary;
         try {
-          summary = await consume({ ...parts.options, signal: stop.signal });
+          summary = await consume({
+            ...parts.options,
+            signal: stop.signal,
+            onProgress: (p) =>
+              progress.update(
+                `consumed ${p.consumed}, delivered ${p.delivered}${p.deadLettered > 0 ? `, dead-lettered ${p.deadLettered}` : ''}${p.lagLeft === null ? '' : `, lag left ${p.lagLeft}`}`,
+                p.consumed,
+              ),
+          });
         } finally {
-          spinner?.stop();
+          progress.stop();
           stop.dispose();
           await lock?.release();
           await parts.close();

@@ -13,9 +13,10 @@ import { DEFAULT_COLUMNS } from '../../stages/export-csv-columns.js';
 import { openDb } from '../../state/db.js';
 import { action } from '../context.js';
 import { stopOnSignals } from '../signals.js';
+import { startProgress } from '../spinner.js';
 import { addSettingOptions } from '../options.js';
 
-function describe(s: ExportCsvSummary): string {
+export function describeSummary(s: ExportCsvSummary): string {
   const what = s.entity === 'unified' ? `unified view${s.exploded ? ' (exploded)' : ''}` : s.entity;
   const lines = [
     `exported ${s.rows} row(s) of the ${what}, ${s.bytes} bytes${s.out ? ` to ${s.out}` : ''}${s.since ? ` (changed since ${s.since})` : ''} in ${(s.durationMs / 1000).toFixed(2)} s`,
@@ -91,6 +92,8 @@ Examples:
         const upload = settings.upload ? analyticsConfigFromSettings(ctx.settings, flags) : undefined;
         const db = await openDb(ctx.statePath());
         const stop = stopOnSignals((signal) => ctx.logger.warn(`${signal}: stopping the export`));
+        // CSV on a terminal's stdout would be torn by a spinner on the same terminal.
+        const progress = startProgress(ctx.interactive && !(toStdout && process.stdout.isTTY), 'exporting…');
         let summary: ExportCsvSummary;
         try {
           summary = await exportCsv({
@@ -108,17 +111,23 @@ Examples:
             productRefPath,
             logger: ctx.logger,
             signal: stop.signal,
+            onProgress: (p) =>
+              progress.update(
+                p.uploading ? `uploading ${p.rows} row(s) to Analytics…` : `exported ${p.rows} row(s)`,
+                p.uploading ? undefined : p.rows,
+              ),
           });
         } finally {
+          progress.stop();
           stop.dispose();
           await db.close();
         }
         // With the CSV on stdout, the summary goes to stderr.
         if (toStdout) {
-          ctx.logger.info(describe(summary));
+          ctx.logger.info(describeSummary(summary));
           return { data: summary, text: '' };
         }
-        return { data: summary, text: describe(summary) };
+        return { data: summary, text: describeSummary(summary) };
       }),
     );
 }

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import type { Ora } from 'ora';
 import { ExitCode, UsageError, type SyncError } from '../../errors.js';
 import type { Source } from '../../records/envelope.js';
 import {
@@ -20,7 +19,7 @@ import { contextFrom, type CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 import { stopOnSignals } from '../signals.js';
 import { claimStdout, writeStdout } from '../output.js';
-import { startSpinner } from '../spinner.js';
+import { startProgress } from '../spinner.js';
 
 const EXAMPLES = `
 Examples:
@@ -182,11 +181,11 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   const stop = stopOnSignals((signal) =>
     ctx.logger.warn(`${signal}: finishing the page in flight, then stopping (again to abort at once)`),
   );
-  let spinner: Ora | undefined;
   // A spinner on the terminal would mix into NDJSON shown on the same terminal.
-  if (ctx.interactive && !(dataOnStdout && process.stdout.isTTY)) {
-    spinner = startSpinner(`fetching ${source}…`);
-  }
+  const progress = startProgress(
+    ctx.interactive && !(dataOnStdout && process.stdout.isTTY),
+    `fetching ${source}…`,
+  );
   let summary: FetchSummary;
   try {
     summary = await fetch({
@@ -201,13 +200,12 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
       signal: stop.signal,
       logger: ctx.logger,
       onProgress: (p) => {
-        if (!spinner) return;
         const windows = p.windowsTotal > 1 ? `, windows ${p.windowsDone}/${p.windowsTotal}` : '';
-        spinner.text = `${source}: ${p.records} record(s) in ${p.pages} page(s)${windows}`;
+        progress.update(`${source}: ${p.records} record(s) in ${p.pages} page(s)${windows}`, p.records);
       },
     });
   } finally {
-    spinner?.stop();
+    progress.stop();
     stop.dispose();
     await lock.release();
     await parts.close();

@@ -28,6 +28,7 @@ import {
 import { contextFrom, report, type CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 import { writeStdout } from '../output.js';
+import { startProgress } from '../spinner.js';
 
 const EXAMPLES = `
 Reading never commits anything: a private, throw-away consumer group reads the dead-letter topic
@@ -279,6 +280,7 @@ async function replay(
   if (flags.deliver && !flags.dryRun)
     sink = createAnalyticsSink(analyticsConfigFromSettings(ctx.settings, cmd.opts()), ctx.logger);
   let summary: ReplaySummary;
+  const progress = startProgress(ctx.interactive, `reading ${topics.dlqTopic}…`);
   try {
     const db = await openDb(ctx.statePath());
     try {
@@ -297,11 +299,19 @@ async function replay(
         ...(sink ? { deliver: { sink, batchSize: consume.batchSize } } : {}),
         productRefPath: consume.productRefPath,
         logger: ctx.logger,
+        onProgress: (p) =>
+          progress.update(
+            p.phase === 'reading'
+              ? `read ${p.read} letter(s), ${p.selected} selected`
+              : `${p.phase === 'delivering' ? 'delivering; ' : ''}replayed ${p.replayed} of ${p.selected}${p.failedAgain > 0 ? `, ${p.failedAgain} failed again` : ''}`,
+            p.phase === 'reading' ? p.read : undefined,
+          ),
       });
     } finally {
       await db.close().catch(() => {});
     }
   } finally {
+    progress.stop();
     await sink?.close().catch(() => {});
   }
   const code = report(ctx, {

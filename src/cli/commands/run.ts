@@ -18,13 +18,18 @@ import { RUN_STEPS, runJob, type RunStepKind, type RunSummary } from '../../stag
 import { action } from '../context.js';
 import { addSettingOptions } from '../options.js';
 import { stopOnSignals } from '../signals.js';
+import { startProgress, type ProgressLine } from '../spinner.js';
+import type { ExportCsvSummary } from '../../stages/export-csv.js';
 import { describeSummary as describeConsume } from './consume.js';
+import { describeSummary as describeExport } from './export-csv.js';
 import { describeSummary as describeFetch } from './fetch.js';
 
 const HELP = `
 Runs the job's steps in order under the lock run:<job> (exit 4 while another run holds it; the lock
 of a run that died is taken over by the next one): fetch crm and inventory into Kafka (incremental,
-or the --since/--until backfill), then consume --once. Each step also takes the lock it takes when
+or the --since/--until backfill), then consume --once, then with --steps …,export export-csv
+--upload (the whole view, shaped by the export-csv settings of the profile and environment: entity,
+columns, out …). Each step also takes the lock it takes when
 run alone (fetch:<source>, consume:<group>). A failing step stops the run.
 
 Exit code: the first failing step's code; else 3 if records were rejected or dead-lettered; else 0.
@@ -33,6 +38,7 @@ Every run is recorded in the state store (see \`syncctl status\`).
 Examples:
   $ syncctl run --job nightly --metrics-file /var/lib/node_exporter/textfile/syncctl.prom
   $ syncctl run --steps consume --json
+  $ syncctl run --steps fetch,consume,export   # and upload the unified view as CSV to Analytics
   $ syncctl run --since 2024-01-01 --until 2024-04-01 --window 1d   # backfill both sources, then consume
 Cron:
   15 2 * * *  syncctl run --job nightly --quiet --metrics-file /var/lib/node_exporter/textfile/syncctl.prom`;
@@ -56,6 +62,8 @@ function describeRun(s: RunSummary): string {
   for (const step of s.steps) {
     lines.push(`== ${step.name}: ${step.outcome} (exit ${step.exitCode})`);
     if (step.summary && step.name === 'consume') lines.push(describeConsume(step.summary as ConsumeSummary));
+    else if (step.summary && step.name === 'export')
+      lines.push(describeExport(step.summary as ExportCsvSummary));
     else if (step.summary) lines.push(describeFetch(step.summary as FetchSummary));
     else if (step.error) lines.push(step.error.message);
   }
@@ -68,7 +76,9 @@ function describeRun(s: RunSummary): string {
 export default function register(program: Command): void {
   const command = program
     .command('run')
-    .description('the whole job under a lock: fetch both sources into Kafka, then consume --once');
+    .description(
+      'the whole job under a lock: fetch both sources into Kafka, consume --once, optionally export-csv --upload',
+    );
   addSettingOptions(command, RUN_SETTINGS);
   addSettingOptions(command, FETCH_SETTINGS, ['since', 'until', 'window', 'concurrency']);
   addSettingOptions(command, CONSUME_SETTINGS, [
@@ -108,6 +118,19 @@ export default function register(program: Command): void {
         const stop = stopOnSignals((signal) =>
           ctx.logger.warn(`${signal}: finishing the step in flight, then stopping (again to abort at once)`),
         );
+        // One progress line per step, so its records/s counts that step only.
+        let line: { step: string; progress: ProgressLine } | undefined;
+        const onProgress = (step: string, counts: Record<string, number>) => {
+          if (!ctx.interactive) return;
+          if (line?.step !== step) {
+            line?.progress.stop();
+            line = { step, progress: startProgress(true, `${step}…`) };
+          }
+          const text = Object.entries(counts)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ');
+          line.progress.update(`${step}: ${text}`, counts.records ?? counts.consumed ?? counts.rows);
+        };
         let summary: RunSummary;
         try {
           summary = await runJob({
@@ -122,9 +145,15 @@ export default function register(program: Command): void {
             flags: cmd.opts(),
             logger: ctx.logger,
             statePath: ctx.statePath(),
-            onStep: (step) => ctx.logger.debug(`step ${step.name}: ${step.outcome} (exit ${step.exitCode})`),
+            onStep: (step) => {
+              line?.progress.stop();
+              line = undefined;
+              ctx.logger.debug(`step ${step.name}: ${step.outcome} (exit ${step.exitCode})`);
+            },
+            onProgress,
           });
         } finally {
+          line?.progress.stop();
           stop.dispose();
         }
         if (metricsFile !== undefined) await writeMetricsFile(metricsFile, runRegistry(summary));

@@ -6,8 +6,9 @@ import { action } from '../context.js';
 import { addSettingOptions } from '../options.js';
 
 const HELP = `
-Reads only: end offsets through the Kafka admin API (the consumer group is never joined), and the
-state store. Kafka unreachable: the state store part is still shown, and the exit code is 75.
+Reads only: end offsets through the Kafka admin API (the consumer group is never joined), the
+dead-letter topic's headers (by a private group that commits nothing) for the depth by error class,
+and the state store: checkpoints, backfill windows done / in progress / remaining, runs and locks. Kafka unreachable: the state store part is still shown, and the exit code is 75.
 
 Examples:
   $ syncctl status
@@ -16,7 +17,7 @@ Examples:
 type TableFn = (head: string[], rows: unknown[][]) => string;
 
 function brief(value: unknown, max = 70): string {
-  const text = JSON.stringify(value) ?? '';
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? '');
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
@@ -31,6 +32,21 @@ function describeStatus(r: StatusReport, table: TableFn): string {
         k.partitions.map((p) => [p.topic, p.partition, p.low, p.high, p.committed ?? '-', p.lag ?? '-']),
       ),
     );
+    if (k.deadLetters.length > 0) {
+      parts.push(
+        table(
+          ['dead letters', 'code', 'count', 'kinds', 'last', 'example'],
+          k.deadLetters.map((d) => [
+            d.errorClass,
+            d.errorCode,
+            d.count,
+            d.kinds.join(','),
+            d.lastAt,
+            brief(d.example, 60),
+          ]),
+        ),
+      );
+    }
   } else {
     parts.push(`Kafka: unavailable (${r.kafkaError?.message ?? 'unknown error'})`);
   }
@@ -43,6 +59,24 @@ function describeStatus(r: StatusReport, table: TableFn): string {
           ['checkpoint', 'updated', 'value'],
           s.checkpoints.map((c) => [c.name, c.updatedAt, brief(c.value)]),
         ),
+    ...(s.backfills.length === 0
+      ? []
+      : [
+          table(
+            ['backfill', 'since', 'until', 'window', 'status', 'done', 'in progress', 'remaining', 'records'],
+            s.backfills.map((b) => [
+              b.source,
+              b.since,
+              b.until,
+              b.window,
+              b.status,
+              `${b.done}/${b.windows}`,
+              b.inProgress,
+              b.remaining,
+              b.records,
+            ]),
+          ),
+        ]),
     s.runs.length === 0
       ? 'runs: none'
       : table(
@@ -72,7 +106,9 @@ function describeStatus(r: StatusReport, table: TableFn): string {
 export default function register(program: Command): void {
   const command = program
     .command('status')
-    .description('consumer lag, dead-letter depth, checkpoints, the last runs and lock holders (reads only)');
+    .description(
+      'consumer lag, dead letters by error class, checkpoints, backfills, the last runs and lock holders (reads only)',
+    );
   addSettingOptions(command, STATUS_SETTINGS);
   addSettingOptions(command, CONSUME_SETTINGS, ['group']);
   addSettingOptions(command, TOPIC_SETTINGS)

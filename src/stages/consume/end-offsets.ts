@@ -63,6 +63,18 @@ export class EndOffsets {
     return true;
   }
 
+  /** With --once: messages up to the end offsets seen at start that nobody has read yet; else null. */
+  left(): number | null {
+    if (this.targets.size === 0) return null;
+    let total = 0n;
+    for (const [id, ends] of this.targets) {
+      let at = positionOf(ends, this.committed.get(id));
+      for (const p of [this.reached.get(id), this.positions.get(id)]) if (p !== undefined && p > at) at = p;
+      if (ends.high > at) total += ends.high - at;
+    }
+    return Number(total);
+  }
+
   /** Merged here, or committed by anyone, up to the end offset seen at start. */
   readToTarget(id: PartitionId): boolean {
     const ends = this.targets.get(id);

@@ -72,6 +72,16 @@ export interface ConsumeOptions {
    * loading or not elected yet is waited for before the run fails (exit 75).
    */
   startupRetryMs?: number;
+  /** Called about twice a second with the counts so far (a terminal's progress line). */
+  onProgress?: (progress: ConsumeProgress) => void;
+}
+
+export interface ConsumeProgress {
+  consumed: number;
+  delivered: number;
+  deadLettered: number;
+  /** With --once: messages up to the end offsets seen at start not read yet; else null. */
+  lagLeft: number | null;
 }
 
 export type ConsumeStatus = 'completed' | 'stopped' | 'failed';

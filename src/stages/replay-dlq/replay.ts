@@ -35,6 +35,17 @@ export interface ReplayOptions {
   deliver?: { sink: AnalyticsSink; batchSize: number };
   productRefPath?: string;
   logger?: Logger;
+  /** Called per letter read, then per chunk replayed, with the counts so far. */
+  onProgress?: (progress: ReplayProgressCounts) => void;
+}
+
+export interface ReplayProgressCounts {
+  phase: 'reading' | 'replaying' | 'delivering';
+  /** Letters of the dead-letter topic read, and of those selected. */
+  read: number;
+  selected: number;
+  replayed: number;
+  failedAgain: number;
 }
 
 export type ReplayAction =
@@ -108,9 +119,14 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
   const filter = options.filter ?? {};
   const selected: StoredLetter[] = [];
   let fresh = 0;
+  let read = 0;
+  const report = (phase: ReplayProgressCounts['phase'], replayed = 0, failedAgain = 0) =>
+    options.onProgress?.({ phase, read, selected: selected.length, replayed, failedAgain });
   await scanDeadLetters(
     { kafka: options.kafka, brokers: options.brokers, topic: dlqTopic, offsets: filter.offsets, logger },
     (letter) => {
+      read++;
+      report('reading');
       if (!matches(filter, letter)) return true;
       if (options.corrections && !options.corrections.has(`${letter.partition}:${letter.offset}`))
         return true;
@@ -233,6 +249,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
       summary.failedAgain += failing.length;
       summary.remarked += remark.length;
       count();
+      report('replaying', summary.replayed, summary.failedAgain);
     }
     // Also when every letter was re-marked by an earlier run: one killed during its delivery left
     // marks that this run delivers.
@@ -272,6 +289,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
             .sort((a, b) => a[1] - b[1]),
         ),
       });
+      report('delivering', summary.replayed, summary.failedAgain);
       await drainer.drain({ gen: await store.maxGen(), heartbeat: async () => {} });
       summary.delivery = { ...counters, pending: await store.pendingTotal() };
       summary.failedAgain += counters.deadLetteredRecords;
