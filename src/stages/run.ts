@@ -124,7 +124,7 @@ async function fetchStep(options: RunOptions, source: Source): Promise<RunStepRe
   try {
     const parts = await openFetch({ ...options, source, target: { kind: 'kafka', kafka: options.kafka } });
     try {
-      const lock = { runId: options.runId, logger: options.logger };
+      const lock = { runId: options.runId, logger: parts.logger };
       const summary = await withLock(parts.db, name, lock, () =>
         fetch({
           connector: parts.connector,
@@ -135,7 +135,7 @@ async function fetchStep(options: RunOptions, source: Source): Promise<RunStepRe
           onProgress: (p) => options.onProgress?.(name, { records: p.records, pages: p.pages }),
           ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
-          logger: options.logger,
+          logger: parts.logger,
         }),
       );
       return stepOf(name, source, started, summary, fetchCounts(summary), summary.rejects);
@@ -152,7 +152,7 @@ async function consumeStep(options: RunOptions): Promise<RunStepResult> {
   try {
     const parts = await openConsume({ ...options, flags: { ...options.flags, once: true } });
     try {
-      const lock = { runId: options.runId, logger: options.logger };
+      const lock = { runId: options.runId, logger: parts.logger };
       const summary = await withLock(parts.db, `consume:${parts.options.group}`, lock, () =>
         consume({
           ...parts.options,

@@ -41,6 +41,8 @@ export interface FetchParts {
   db: Db;
   output: OutputSpec;
   rejectsPath: string;
+  /** The caller's logger with the source (and topic) on every line. */
+  logger: Logger;
   close(): Promise<void>;
 }
 
@@ -74,6 +76,8 @@ export async function openFetch(
   input: SettingsInput & { source: Source; target: FetchTarget; rejects?: string },
 ): Promise<FetchParts> {
   const { source, target } = input;
+  const topic = target.kind === 'kafka' ? topicOf(source, input, target.topic) : undefined;
+  const logger = input.logger.child({ source, ...(topic !== undefined ? { topic } : {}) });
   const rejectsPath = input.rejects ?? defaultRejects(source, target);
   // Before any request: the reject file is opened only at the first reject, after work is done.
   if (target.kind === 'file') rejectDirectory(target.path, flagOf(FETCH_SETTINGS, 'out'));
@@ -82,12 +86,12 @@ export async function openFetch(
     target.kind === 'kafka'
       ? {
           kind: 'kafka',
-          kafka: createKafka(target.kafka),
+          kafka: createKafka({ ...target.kafka, logger }),
           brokers: target.kafka.brokers,
-          topic: topicOf(source, input, target.topic),
+          topic: topic as string,
         }
       : target;
-  const connector = await openSource({ ...input, source });
+  const connector = await openSource({ ...input, logger, source });
   let db: Db;
   try {
     db = await openDb(input.statePath);
@@ -100,6 +104,7 @@ export async function openFetch(
     db,
     output,
     rejectsPath,
+    logger,
     close: async () => {
       await db.close().catch(() => {});
       await connector.close().catch(() => {});
@@ -112,15 +117,20 @@ export interface ConsumeParts {
   db: Db;
   /** Everything consume() needs except a stop signal. */
   options: Omit<ConsumeOptions, 'signal'>;
+  /** The caller's logger with the group and topics on every line. */
+  logger: Logger;
   close(): Promise<void>;
 }
 
 /** The Analytics sink, the state store, the Kafka client and the settings of a consume run. */
 export async function openConsume(input: SettingsInput & { kafka: KafkaOptions }): Promise<ConsumeParts> {
-  const { logger } = input;
   const { brokers } = input.kafka;
   const values = resolveSettings(CONSUME_SETTINGS, input.settings, input.flags);
   const topics = resolveSettings(TOPIC_SETTINGS, input.settings, input.flags);
+  const logger = input.logger.child({
+    group: values.group,
+    topics: [topics.customerTopic, topics.productTopic],
+  });
   const sink = createAnalyticsSink(analyticsConfigFromSettings(input.settings, input.flags), logger);
   let db: Db;
   try {
@@ -134,7 +144,7 @@ export async function openConsume(input: SettingsInput & { kafka: KafkaOptions }
     sink,
     db,
     options: {
-      kafka: createKafka(input.kafka),
+      kafka: createKafka({ ...input.kafka, logger }),
       brokers,
       db,
       sink,
@@ -151,6 +161,7 @@ export async function openConsume(input: SettingsInput & { kafka: KafkaOptions }
       maxDeliveryDelayMs: values.maxDeliveryDelay * 1000,
       logger,
     },
+    logger,
     close: async () => {
       await db.close().catch(() => {});
       await sink.close().catch(() => {});

@@ -67,7 +67,7 @@ Examples:
           if (parts.options.once) {
             lock = await acquireLock(parts.db, `consume:${parts.options.group}`, {
               runId: randomUUID(),
-              logger: ctx.logger,
+              logger: parts.logger,
             });
           }
         } catch (err) {

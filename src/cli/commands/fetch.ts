@@ -171,7 +171,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
   let lock: HeldLock;
   try {
     // Two fetches of one source would both move its checkpoint.
-    lock = await acquireLock(parts.db, `fetch:${source}`, { runId: randomUUID(), logger: ctx.logger });
+    lock = await acquireLock(parts.db, `fetch:${source}`, { runId: randomUUID(), logger: parts.logger });
   } catch (err) {
     await parts.close();
     throw err;
@@ -198,7 +198,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
       rejectsPath: parts.rejectsPath,
       concurrency,
       signal: stop.signal,
-      logger: ctx.logger,
+      logger: parts.logger,
       onProgress: (p) => {
         const windows = p.windowsTotal > 1 ? `, windows ${p.windowsDone}/${p.windowsTotal}` : '';
         progress.update(`${source}: ${p.records} record(s) in ${p.pages} page(s)${windows}`, p.records);
