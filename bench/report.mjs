@@ -8,6 +8,7 @@ import { join } from 'node:path';
 /** syncctl case ÷ baseline case, both counted in records (or messages) per second. */
 export const RATIOS = [
   ['publish', 'kafkajs-producer'],
+  ['publish', 'kafkajs-producer-h'],
   ['publish', 'kcat-P'],
   ['consume', 'kafkajs-consumer-2t'],
   ['consume', 'kcat-C-2t'],
@@ -48,14 +49,25 @@ export function ratios(rows) {
   for (const [subject, baseline] of RATIOS) {
     for (const size of [...new Set(rows.map((r) => r.size))]) {
       const per = [];
+      const perCpu = [];
       for (const s of rows.filter((r) => r.case === subject && r.size === size)) {
         const b = rows.find((r) => r.case === baseline && r.size === size && r.rep === s.rep);
-        if (b) per.push(s.perSecond / b.perSecond);
+        if (!b) continue;
+        per.push(s.perSecond / b.perSecond);
+        // Records per CPU-second: steadier than wall time when the machine is oversubscribed.
+        if (s.cpuSeconds > 0 && b.cpuSeconds > 0) perCpu.push(b.cpuSeconds / s.cpuSeconds);
       }
       if (per.length > 0) {
         const round = (x) => Number(x.toFixed(3));
         const { median: m, min, max } = spread(per);
-        out.push({ subject, baseline, size, ratio: { median: round(m), min: round(min), max: round(max) } });
+        const cpu = perCpu.length > 0 ? round(median(perCpu)) : null;
+        out.push({
+          subject,
+          baseline,
+          size,
+          ratio: { median: round(m), min: round(min), max: round(max) },
+          cpuRatio: cpu,
+        });
       }
     }
   }

@@ -93,6 +93,7 @@ async function timed(caseName, size, args, { count = size, env: extraEnv = {}, f
     size,
     ...(rep ? { rep } : {}),
     seconds: Number(run.seconds.toFixed(2)),
+    cpuSeconds: Number(run.cpu.toFixed(2)),
     perSecond: Math.round(count / run.seconds),
     peakRssMb: run.peakMb,
     cpuPct: pct(run.cpu),
@@ -115,8 +116,14 @@ function baseline(command, argv, options) {
     return { ...run, summary: run.summary ?? {} };
   };
 }
-const rawProducer = (topic, file) =>
-  baseline(process.execPath, [join(here, 'raw-producer.mjs'), broker.brokers, topic, file]);
+const rawProducer = (topic, file, headers = false) =>
+  baseline(process.execPath, [
+    join(here, 'raw-producer.mjs'),
+    broker.brokers,
+    topic,
+    file,
+    ...(headers ? ['headers'] : []),
+  ]);
 const rawConsumer = (group, expected, topics) =>
   baseline(process.execPath, [
     join(here, 'raw-consumer.mjs'),
@@ -166,10 +173,13 @@ async function benchPublish(size, t) {
     expectEqual(`${what} ${size}: messages in Kafka`, (await topicMessages([topic], env))[topic], size);
   for (let rep = 1; rep <= repeat; rep++) {
     const topic = (kind) => `${t.publish}_${kind}_${rep}`;
-    for (const kind of ['raw', 'kcat', 'syncctl']) await ensureTopic(topic(kind), t.products, t.dlq);
+    for (const kind of ['raw', 'rawh', 'kcat', 'syncctl']) await ensureTopic(topic(kind), t.products, t.dlq);
 
     let { row } = await timed('kafkajs-producer', size, rawProducer(topic('raw'), file), { rep });
     await landed('kafkajs-producer', topic('raw'));
+    results.push(row);
+    ({ row } = await timed('kafkajs-producer-h', size, rawProducer(topic('rawh'), file, true), { rep }));
+    await landed('kafkajs-producer-h', topic('rawh'));
     results.push(row);
     ({ row } = await timed('kcat-P', size, kcatProduce(topic('kcat'), file), { rep }));
     await landed('kcat-P', topic('kcat'));
@@ -344,7 +354,14 @@ const warnings = memoryWarnings(results, CASES);
 for (const w of warnings) console.error(`bench: warning: ${w}`);
 const ratioRows = ratios(results);
 if (ratioRows.length > 0)
-  console.table(ratioRows.map((r) => ({ figure: `${r.subject} ÷ ${r.baseline}`, size: r.size, ...r.ratio })));
+  console.table(
+    ratioRows.map((r) => ({
+      figure: `${r.subject} ÷ ${r.baseline}`,
+      size: r.size,
+      ...r.ratio,
+      byCpu: r.cpuRatio,
+    })),
+  );
 if (results.length > 0) {
   const error = failure?.message;
   writeResults(resultsDir, { rows: results, sizes, repeat, loadAtStart, warnings, error });
