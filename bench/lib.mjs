@@ -98,15 +98,27 @@ export async function measure(args, env, label) {
     mkdirSync(dir, { recursive: true });
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
   }
+  return measureCommand(process.execPath, [...nodeArgs, bin, ...args], env);
+}
+
+/**
+ * Runs any command (a baseline: kcat, a raw kafkajs script) the way measure() runs syncctl.
+ * With `countLines` stdout is not kept, only its newlines counted (kcat -C prints every message).
+ */
+export async function measureCommand(command, argv, env, { countLines = false } = {}) {
   const started = process.hrtime.bigint();
-  const child = spawn(process.execPath, [...nodeArgs, bin, ...args], {
+  const child = spawn(command, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const untrack = track(() => stopPid(child));
   let stdout = '';
+  let lines = 0;
   let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
+  child.stdout.on('data', (d) => {
+    if (!countLines) stdout += d;
+    else for (let i = d.indexOf(0x0a); i !== -1; i = d.indexOf(0x0a, i + 1)) lines++;
+  });
   child.stderr.on('data', (d) => (stderr = tail(stderr + d, 20000)));
   let peakKb = 0;
   let cpu = 0;
@@ -126,7 +138,7 @@ export async function measure(args, env, label) {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   let summary;
   try {
-    summary = JSON.parse(stdout);
+    summary = countLines ? { lines } : JSON.parse(stdout);
   } catch {
     summary = undefined;
   }

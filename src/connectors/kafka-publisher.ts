@@ -35,8 +35,34 @@ export function envelopeHeaders(envelope: Envelope): Record<string, string> {
 }
 
 /** The Kafka message an envelope becomes. */
-export function envelopeMessage(envelope: Envelope, value: string = JSON.stringify(envelope)): Message {
+export function envelopeMessage(
+  envelope: Envelope,
+  value: string | Buffer = JSON.stringify(envelope),
+): Message {
   return { key: messageKeyOf(envelope), value, headers: envelopeHeaders(envelope) };
+}
+
+/** A message with its sizes worked out once, for the size check and for splitting requests. */
+export interface PreparedMessage {
+  message: Message;
+  /** recordBytes() of the message. */
+  size: number;
+  /** Bytes of the value alone (what the summary counts). */
+  valueBytes: number;
+}
+
+/**
+ * `value` may be the envelope's already-serialised JSON, as a string or as the UTF-8 bytes read from
+ * a file (kafkajs then copies the bytes instead of encoding the string again).
+ */
+export function prepareMessage(envelope: Envelope, value?: string | Buffer): PreparedMessage {
+  const message = envelopeMessage(envelope, value);
+  const v = message.value as string | Buffer;
+  return {
+    message,
+    size: recordBytes(message),
+    valueBytes: typeof v === 'string' ? Buffer.byteLength(v) : v.length,
+  };
 }
 
 function limitSource(limit: MessageSizeLimit, topic: string): string {
@@ -54,8 +80,12 @@ function limitSource(limit: MessageSizeLimit, topic: string): string {
  * Why a message cannot go to the topic in one piece, or undefined when it fits. Kafka refuses a
  * batch over the limit as a whole, so an oversized record must be set aside before it is sent.
  */
-export function sizeProblem(message: Message, limit: MessageSizeLimit, topic: string): string | undefined {
-  const size = recordBytes(message);
+export function sizeProblem(
+  message: Message | PreparedMessage,
+  limit: MessageSizeLimit,
+  topic: string,
+): string | undefined {
+  const size = 'size' in message ? message.size : recordBytes(message);
   if (size + BATCH_OVERHEAD_BYTES <= limit.bytes) return undefined;
   return tooLargeReason(size, limit, topic);
 }
@@ -71,6 +101,7 @@ export function tooLargeReason(size: number, limit: MessageSizeLimit, topic: str
 export class KafkaPublisher {
   private producer: Producer | undefined;
   private partitionCount = 0;
+  private partitionMetadata: { partitionId: number; leader: number }[] = [];
   private readonly partitioner = Partitioners.DefaultPartitioner();
   /** The topic's record-batch size limit, looked up by connect(). */
   limit: MessageSizeLimit = { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
@@ -109,6 +140,10 @@ export class KafkaPublisher {
         hint: 'create it with `syncctl topics ensure`',
       });
     }
+    this.partitionMetadata = Array.from({ length: this.partitionCount }, (_, i) => ({
+      partitionId: i,
+      leader: 0,
+    }));
     this.producer = createProducer(this.kafka);
     try {
       await this.producer.connect();
@@ -118,13 +153,9 @@ export class KafkaPublisher {
   }
 
   partitionFor(key: string): number {
-    const partitionMetadata = Array.from({ length: this.partitionCount }, (_, i) => ({
-      partitionId: i,
-      leader: 0,
-    }));
     return this.partitioner({
       topic: this.topic,
-      partitionMetadata: partitionMetadata as never,
+      partitionMetadata: this.partitionMetadata as never,
       message: { key, value: null },
     });
   }
@@ -144,16 +175,18 @@ export class KafkaPublisher {
    * set aside records that fail sizeProblem() first; one that slips through fails the request.
    */
   async publish(envelopes: Envelope[], values?: string[]): Promise<PublishBatchResult> {
+    return this.publishPrepared(envelopes.map((envelope, i) => prepareMessage(envelope, values?.[i])));
+  }
+
+  /** publish() for messages already prepared (and size-checked) by the caller. */
+  async publishPrepared(prepared: readonly PreparedMessage[]): Promise<PublishBatchResult> {
     if (!this.producer) throw new Error('publisher not connected');
     const maxRequestBytes = Math.min(MAX_REQUEST_BYTES, this.limit.bytes - BATCH_OVERHEAD_BYTES);
     const partitions: Record<number, number> = {};
     let bytes = 0;
     let request: Message[] = [];
     let requestBytes = 0;
-    for (let i = 0; i < envelopes.length; i++) {
-      const envelope = envelopes[i] as Envelope;
-      const message = envelopeMessage(envelope, values?.[i]);
-      const size = recordBytes(message);
+    for (const { message, size, valueBytes } of prepared) {
       if (
         request.length >= MAX_REQUEST_RECORDS ||
         (request.length > 0 && requestBytes + size > maxRequestBytes)
@@ -164,12 +197,13 @@ export class KafkaPublisher {
       }
       const partition = this.partitionFor(message.key as string);
       partitions[partition] = (partitions[partition] ?? 0) + 1;
-      request.push({ ...message, partition });
+      message.partition = partition;
+      request.push(message);
       requestBytes += size;
-      bytes += Buffer.byteLength(message.value as string);
+      bytes += valueBytes;
     }
     if (request.length > 0) await this.send(request);
-    return { records: envelopes.length, bytes, partitions };
+    return { records: prepared.length, bytes, partitions };
   }
 
   private async send(messages: Message[]): Promise<void> {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -55,7 +55,8 @@ function sortKeys(value: unknown): unknown {
 }
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
+  // One-shot crypto.hash: no Hash object per call (measurably faster at 2–3 hashes per record).
+  return hash('sha256', text, 'hex');
 }
 
 /** Product references count as content when the envelope carries them: a changed list is a new version. */
