@@ -253,7 +253,10 @@ const ndjson: BadInputCase[] = [
     input: '`--in` file that does not exist',
     does: 'names the path before connecting',
     exit: 1,
-    says: [(ctx) => new RegExp(`${ctx.dir}/no-such\\.ndjson`)],
+    says: [
+      (ctx) =>
+        new RegExp(`cannot read the input file ${ctx.dir}/no-such\\.ndjson: no such file \\(ENOENT\\)$`, 'm'),
+    ],
     run: (ctx) =>
       cli(['-b', testBrokers(), 'publish', '--topic', ctx.topic, '--in', join(ctx.dir, 'no-such.ndjson')]),
   },
