@@ -251,7 +251,7 @@ const ndjson: BadInputCase[] = [
   {
     area: 'NDJSON file',
     input: '`--in` file that does not exist',
-    does: 'names the path before connecting',
+    does: 'failure naming the path',
     exit: 1,
     says: [
       (ctx) =>
@@ -411,7 +411,7 @@ const statePaths: BadInputCase[] = [
   {
     area: 'state path',
     input: '`--state` in a directory that does not exist yet',
-    does: 'creates the directories (owner-only) and runs',
+    does: 'creates the directories and runs',
     exit: 0,
     says: [],
     run: (ctx) => exportWithState(ctx, join(ctx.dir, 'no-such-dir', 'deeper', 'state.db')),

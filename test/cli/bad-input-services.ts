@@ -72,7 +72,7 @@ function crmCase(
 const crm: BadInputCase[] = [
   crmCase({
     input: 'an HTML error page (502 text/html)',
-    does: 'retries, then a temporary failure naming the URL and status; checkpoint not moved',
+    does: 'temporary failure naming the page URL and status; nothing fetched',
     exit: 75,
     says: [/502/, /127\.0\.0\.1:\d+/],
     url: () => crmFixture({ faults: { html: { from: 1 } } }),
@@ -145,7 +145,7 @@ const crm: BadInputCase[] = [
   }),
   crmCase({
     input: 'a wrong token (401)',
-    does: 'failure naming the status and the token setting, no retry',
+    does: 'failure naming the status and the token setting',
     exit: 1,
     says: [/401/, /SYNCCTL_CRM_TOKEN|--crm-token/],
     url: () => crmFixture({}),
@@ -153,7 +153,7 @@ const crm: BadInputCase[] = [
   }),
   crmCase({
     input: 'a token without permission (403)',
-    does: 'failure naming the status, no retry',
+    does: 'failure naming the status',
     exit: 1,
     says: [/403/],
     url: () => crmFixture({ forbiddenTokens: ['forbidden-token'] }),
@@ -277,7 +277,7 @@ const soap: BadInputCase[] = [
   }),
   soapCase({
     input: 'a response cut short',
-    does: 'temporary failure naming the endpoint',
+    does: 'temporary failure naming the page',
     exit: 75,
     says: [/ListProducts page 1/, /aborted/],
     faults: { truncated: { from: 1 } },
@@ -296,7 +296,7 @@ const soap: BadInputCase[] = [
   }),
   soapCase({
     input: 'a wrong WS-Security password (soap:Client fault)',
-    does: 'failure naming the authentication fault, no retry',
+    does: 'failure naming the authentication fault',
     exit: 1,
     says: [/authentication/i],
     password: 'wrong-password',
@@ -335,7 +335,7 @@ function kafkaCase(
   return {
     area: 'Kafka message',
     input,
-    does: 'dead-lettered with its reason and partition/offset; the partition moves on',
+    does: 'dead-lettered with its reason and partition/offset; the run completes',
     exit,
     says: [/dead-letter/i],
     run: (ctx) => {
@@ -386,7 +386,7 @@ const kafka: BadInputCase[] = [
     /tombstone \(null value\) without a key/,
   ),
   kafkaCase(
-    'a valid-looking envelope without a message key',
+    'an envelope-like message without a key',
     [{ key: null, value: '{"schemaVersion":1}' }],
     /key|required/,
   ),
