@@ -128,6 +128,8 @@ export type LineResult = { ok: true; envelope: Envelope; text: string } | { ok: 
 function describe(error: ErrorObject): string {
   const where = error.instancePath === '' ? 'envelope' : error.instancePath.slice(1).replaceAll('/', '.');
   if (error.keyword === 'required') return `missing required field "${String(error.params.missingProperty)}"`;
+  if (error.keyword === 'not' && error.schemaPath.startsWith('#/allOf/1'))
+    return 'an inventory (product) envelope must not carry productIds';
   if (error.keyword === 'additionalProperties')
     return `unknown field "${String(error.params.additionalProperty)}"`;
   return `${where} ${error.message ?? 'is invalid'}`;
@@ -135,6 +137,11 @@ function describe(error: ErrorObject): string {
 
 /** Validates a parsed value as an envelope, including that its hash and key match its content. */
 export function validateEnvelope(value: unknown): ValidationResult {
+  // The schema's if/then rules hold vacuously for non-objects, so ajv would blame a `not` rule.
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    return { ok: false, reason: `not an envelope: the line is ${kind}, not a JSON object` };
+  }
   const validateSchema = envelopeValidator();
   if (!validateSchema(value)) {
     const first = validateSchema.errors?.[0];

@@ -3,6 +3,7 @@ import { access } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Kafka } from 'kafkajs';
 import { InputError } from '../errors.js';
+import { describeFsError } from '../paths.js';
 import {
   KafkaPublisher,
   MAX_REQUEST_BYTES,
@@ -59,7 +60,10 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
   let input: Readable;
   if (typeof options.input === 'string') {
     await access(options.input).catch((err: unknown) => {
-      throw new InputError(`cannot read ${options.input}: ${(err as Error).message}`);
+      // Node's own text repeats the path ("ENOENT: …, access '/x'"); say it once, plainly.
+      const why =
+        (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file (ENOENT)' : describeFsError(err);
+      throw new InputError(`cannot read the input file ${options.input}: ${why}`, { cause: err });
     });
     input = createReadStream(options.input, { highWaterMark: 256 * 1024 });
   } else {

@@ -348,6 +348,12 @@ function openSqlite(location: string): Db {
 /** Opens the state store: a postgres:// URL selects PostgreSQL, anything else is a SQLite file path. */
 export async function openDb(location: string = defaultStatePath()): Promise<Db> {
   if (/^postgres(ql)?:\/\//.test(location)) return openPostgres(location);
+  // Otherwise "mysql://host/db" would silently become a SQLite file under ./mysql:/host/.
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
+  if (scheme)
+    throw new ConfigError(`--state ${redactUrl(location)}: unsupported state store scheme "${scheme[1]}:"`, {
+      hint: SQLITE_HINT,
+    });
   return openSqlite(location);
 }
 

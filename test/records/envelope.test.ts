@@ -38,7 +38,20 @@ describe('envelope', () => {
       reason: expect.stringMatching(/contentHash does not match/),
     });
     const product = makeEnvelope({ ...base, source: 'inventory', productIds: ['P1'] });
-    expect(validateEnvelope(product).ok).toBe(false);
+    expect(validateEnvelope(product)).toEqual({
+      ok: false,
+      reason: 'an inventory (product) envelope must not carry productIds',
+    });
+  });
+
+  it('says what a line that is not an object is, instead of blaming a schema rule', () => {
+    expect(validateEnvelope([1, 2])).toEqual({
+      ok: false,
+      reason: 'not an envelope: the line is an array, not a JSON object',
+    });
+    expect(validateEnvelope(null)).toMatchObject({ reason: expect.stringMatching(/line is null/) });
+    expect(validateEnvelope(42)).toMatchObject({ reason: expect.stringMatching(/line is a number/) });
+    expect(validateEnvelope('C1')).toMatchObject({ reason: expect.stringMatching(/line is a string/) });
   });
 
   it('gives the same hash whatever the key order, and a different one for different data', () => {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/state/db.js';
@@ -35,5 +36,17 @@ describe('PostgreSQL state store', () => {
       process.off('uncaughtException', onUncaught);
       await db.close();
     }
+  });
+});
+
+describe('a --state URL of another database', () => {
+  it('is refused with a config error instead of becoming a SQLite file under ./mysql:/', async () => {
+    const cwd = process.cwd();
+    await expect(openDb('mysql://user:hunter2@db.example/sync')).rejects.toMatchObject({
+      code: 'E_CONFIG',
+      message: expect.stringMatching(/unsupported state store scheme "mysql:"/),
+    });
+    await expect(openDb('mysql://user:hunter2@db.example/sync')).rejects.not.toThrow(/hunter2/);
+    expect(existsSync(`${cwd}/mysql:`)).toBe(false);
   });
 });
