@@ -3,37 +3,22 @@
  * server frees when the holder's connection dies, however it died.
  */
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
-import { startInventoryServer, type InventoryServer } from '../../fixtures/inventory/server.js';
+import type { CrmServer } from '../../fixtures/crm/server.js';
 import { openDb } from '../../src/state/db.js';
 import { Runs } from '../../src/state/runs.js';
-import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type Child } from '../helpers/cli.js';
-import { createHarness, type Harness } from '../helpers/consume-harness.js';
-import { testBrokers } from '../helpers/kafka.js';
+import { runSyncctl, startSyncctl, waitFor, type Child } from '../helpers/cli.js';
+import type { Harness } from '../helpers/consume-harness.js';
+import { startJobWorld, type JobWorld } from '../helpers/job-world.js';
 
-const CRM_TOKEN = 'run-pg-crm-token-31c9';
-const INV_USER = 'runpg';
-const INV_PASSWORD = 'run-pg-inventory-password-8d0f';
-
+let world: JobWorld;
 let crm: CrmServer;
-let inventory: InventoryServer;
 let h: Harness;
 let env: Record<string, string | undefined>;
 const children: Child[] = [];
 
 beforeAll(async () => {
-  crm = await startCrmServer({ seed: 8, count: 40, products: 10, token: CRM_TOKEN });
-  inventory = await startInventoryServer({ seed: 8, count: 10, user: INV_USER, password: INV_PASSWORD });
-  // A private schema of the shared test database (test/helpers/postgres.ts).
-  h = await createHarness('postgres');
-  env = isolatedEnv({
-    ...h.cliEnv(),
-    SYNCCTL_CRM_URL: crm.url,
-    SYNCCTL_CRM_TOKEN: CRM_TOKEN,
-    SYNCCTL_INVENTORY_WSDL: inventory.wsdlUrl,
-    SYNCCTL_INVENTORY_USER: INV_USER,
-    SYNCCTL_INVENTORY_PASSWORD: INV_PASSWORD,
-  });
+  world = await startJobWorld({ state: 'postgres', seed: 8, customers: 40, products: 10, tag: 'runpg' });
+  ({ crm, h, env } = world);
 });
 
 afterEach(async () => {
@@ -44,32 +29,11 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await h?.close();
-  await crm?.close();
-  await inventory?.close();
+  await world?.close();
 });
 
 function runArgs(...extra: string[]): string[] {
-  return [
-    '--brokers',
-    testBrokers(),
-    '--state',
-    h.state,
-    'run',
-    '--job',
-    'nightly',
-    '--group',
-    h.group,
-    '--customer-topic',
-    h.customerTopic,
-    '--product-topic',
-    h.productTopic,
-    '--dlq-topic',
-    h.dlqTopic,
-    '--session-timeout',
-    '6',
-    ...extra,
-  ];
+  return world.args('run', ['--job', 'nightly', '--session-timeout', '6', ...extra]);
 }
 
 it('two runs on one PostgreSQL store: the second exits 4 naming the holder; after SIGKILL the next takes over', async () => {

@@ -1,46 +1,34 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
-import { startInventoryServer, type InventoryServer } from '../../fixtures/inventory/server.js';
+import type { CrmServer } from '../../fixtures/crm/server.js';
 import type { StatusReport } from '../../src/stages/status.js';
 import { openDb } from '../../src/state/db.js';
 import { Runs } from '../../src/state/runs.js';
-import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type Child } from '../helpers/cli.js';
-import { createHarness, storedRecords, type Harness } from '../helpers/consume-harness.js';
-import { testBrokers } from '../helpers/kafka.js';
+import { runSyncctl, startSyncctl, waitFor, type Child } from '../helpers/cli.js';
+import { storedRecords, type Harness } from '../helpers/consume-harness.js';
+import { startJobWorld, type JobWorld } from '../helpers/job-world.js';
 import { tempDir } from '../helpers/temp.js';
 
 const CUSTOMERS = 120;
 const PRODUCTS = 30;
-const CRM_TOKEN = 'run-crm-token-7d2e';
-const INV_USER = 'run';
-const INV_PASSWORD = 'run-inventory-password-4b8a';
 
+let world: JobWorld;
 let crm: CrmServer;
-let inventory: InventoryServer;
 let h: Harness;
 let env: Record<string, string | undefined>;
 const children: Child[] = [];
 
 beforeAll(async () => {
-  crm = await startCrmServer({ seed: 5, count: CUSTOMERS, products: PRODUCTS, token: CRM_TOKEN });
-  inventory = await startInventoryServer({
+  world = await startJobWorld({
+    state: 'sqlite',
     seed: 5,
-    count: PRODUCTS,
-    user: INV_USER,
-    password: INV_PASSWORD,
-    pageSize: 10,
+    customers: CUSTOMERS,
+    products: PRODUCTS,
+    tag: 'run',
+    inventoryPageSize: 10,
   });
-  h = await createHarness('sqlite');
-  env = isolatedEnv({
-    ...h.cliEnv(),
-    SYNCCTL_CRM_URL: crm.url,
-    SYNCCTL_CRM_TOKEN: CRM_TOKEN,
-    SYNCCTL_INVENTORY_WSDL: inventory.wsdlUrl,
-    SYNCCTL_INVENTORY_USER: INV_USER,
-    SYNCCTL_INVENTORY_PASSWORD: INV_PASSWORD,
-  });
+  ({ crm, h, env } = world);
 });
 
 afterEach(async () => {
@@ -51,32 +39,11 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await h?.close();
-  await crm?.close();
-  await inventory?.close();
+  await world?.close();
 });
 
 function runArgs(...extra: string[]): string[] {
-  return [
-    '--brokers',
-    testBrokers(),
-    '--state',
-    h.state,
-    'run',
-    '--job',
-    'nightly',
-    '--group',
-    h.group,
-    '--customer-topic',
-    h.customerTopic,
-    '--product-topic',
-    h.productTopic,
-    '--dlq-topic',
-    h.dlqTopic,
-    '--session-timeout',
-    '6',
-    ...extra,
-  ];
+  return world.args('run', ['--job', 'nightly', '--session-timeout', '6', ...extra]);
 }
 
 interface Sample {

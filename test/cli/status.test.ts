@@ -1,65 +1,31 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startCrmServer, type CrmServer } from '../../fixtures/crm/server.js';
-import { startInventoryServer, type InventoryServer } from '../../fixtures/inventory/server.js';
 import { join } from 'node:path';
 import { DeadLetterProducer, type DeadLetter } from '../../src/connectors/dead-letter.js';
 import { Checkpoints } from '../../src/state/checkpoints.js';
 import { openDb } from '../../src/state/db.js';
 import { acquireLock } from '../../src/state/locks.js';
 import type { StatusReport } from '../../src/stages/status.js';
-import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
-import { createHarness, type Harness } from '../helpers/consume-harness.js';
+import { runSyncctl } from '../helpers/cli.js';
+import type { Harness } from '../helpers/consume-harness.js';
+import { startJobWorld, type JobWorld } from '../helpers/job-world.js';
 import { testBrokers, testKafka } from '../helpers/kafka.js';
 import { tempDir } from '../helpers/temp.js';
 
-const CRM_TOKEN = 'status-crm-token-2a9c';
-const INV_USER = 'status';
-const INV_PASSWORD = 'status-inventory-password-6e1d';
-
-let crm: CrmServer;
-let inventory: InventoryServer;
+let world: JobWorld;
 let h: Harness;
 let env: Record<string, string | undefined>;
 
 beforeAll(async () => {
-  crm = await startCrmServer({ seed: 9, count: 50, products: 12, token: CRM_TOKEN });
-  inventory = await startInventoryServer({ seed: 9, count: 12, user: INV_USER, password: INV_PASSWORD });
-  h = await createHarness('sqlite');
-  env = isolatedEnv({
-    ...h.cliEnv(),
-    SYNCCTL_CRM_URL: crm.url,
-    SYNCCTL_CRM_TOKEN: CRM_TOKEN,
-    SYNCCTL_INVENTORY_WSDL: inventory.wsdlUrl,
-    SYNCCTL_INVENTORY_USER: INV_USER,
-    SYNCCTL_INVENTORY_PASSWORD: INV_PASSWORD,
-  });
+  world = await startJobWorld({ state: 'sqlite', seed: 9, customers: 50, products: 12, tag: 'status' });
+  ({ h, env } = world);
 });
 
 afterAll(async () => {
-  await h?.close();
-  await crm?.close();
-  await inventory?.close();
+  await world?.close();
 });
 
 function args(brokers: string, command: string, ...extra: string[]): string[] {
-  return [
-    '--brokers',
-    brokers,
-    '--connect-timeout',
-    '2000',
-    '--state',
-    h.state,
-    command,
-    '--group',
-    h.group,
-    '--customer-topic',
-    h.customerTopic,
-    '--product-topic',
-    h.productTopic,
-    '--dlq-topic',
-    h.dlqTopic,
-    ...extra,
-  ];
+  return world.args(command, ['--connect-timeout', '2000', ...extra], brokers);
 }
 
 it('shows offsets, lag, checkpoints, the last runs and lock holders without joining the group', async () => {
