@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startBroker, stopBroker } from '../src/sandbox/kafka-broker.js';
+import { watchBroker } from './helpers/broker-watchdog.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -14,6 +15,7 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), 'syncctl-test-kafka-'));
   const broker = await startBroker({ dir });
+  watchBroker(process.pid, broker.pid, dir);
   project.provide('brokers', broker.brokers);
   process.env.SYNCCTL_TEST_BROKERS = broker.brokers;
   return async () => {
