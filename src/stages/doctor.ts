@@ -15,8 +15,10 @@ import { toSyncError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
 import {
+  ANALYTICS_SETTINGS,
   CONSUME_SETTINGS,
-  envName,
+  CRM_SETTINGS,
+  INVENTORY_SETTINGS,
   flagName,
   loadSettings,
   resolveSettings,
@@ -307,9 +309,10 @@ export async function doctor(options: DoctorOptions): Promise<DoctorResult> {
   const logger = options.logger ?? silentLogger;
   const timeoutMs = options.checkTimeoutMs;
   const { settings, flags } = options;
-  const configured = (key: string) => {
-    const value = flags[key] ?? settings.env[envName(key)];
-    return (value !== undefined && value !== '') || settings.profile[key] !== undefined;
+  // The same precedence as every command (flag > SYNCCTL_* > profile); an empty value is unset.
+  const configured = (key: 'crmUrl' | 'inventoryWsdl' | 'analyticsUrl') => {
+    const group = { ...CRM_SETTINGS, ...INVENTORY_SETTINGS, ...ANALYTICS_SETTINGS };
+    return resolveSettings({ [key]: group[key] }, settings, flags)[key] !== undefined;
   };
   const results: CheckResult[] = [];
   results.push(await timed('config profile', timeoutMs, async () => profileCheck(options)));

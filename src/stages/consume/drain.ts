@@ -14,6 +14,10 @@ export interface DrainCounters {
   sinkBatches: number;
 }
 
+export function newDrainCounters(): DrainCounters {
+  return { delivered: 0, skippedDuplicate: 0, deadLetteredRecords: 0, retries: 0, sinkBatches: 0 };
+}
+
 export interface DrainerOptions {
   store: MergeStore;
   sink: AnalyticsSink;

@@ -22,29 +22,27 @@ export interface LetterList {
   limited: boolean;
 }
 
+/** Visits the letters matching the filter; `visit` returns false to stop reading. */
+async function scanMatching(options: ListOptions, visit: (letter: StoredLetter) => boolean): Promise<void> {
+  const filter = options.filter ?? {};
+  const { kafka, brokers, topic, logger } = options;
+  await scanDeadLetters({ kafka, brokers, topic, offsets: filter.offsets, logger }, (letter) =>
+    matches(filter, letter) ? visit(letter) : true,
+  );
+}
+
 /** The dead letters matching the filter, read without committing anything. */
 export async function listDeadLetters(options: ListOptions): Promise<LetterList> {
-  const filter = options.filter ?? {};
   const letters: StoredLetter[] = [];
   let limited = false;
-  await scanDeadLetters(
-    {
-      kafka: options.kafka,
-      brokers: options.brokers,
-      topic: options.topic,
-      offsets: filter.offsets,
-      logger: options.logger,
-    },
-    (letter) => {
-      if (!matches(filter, letter)) return true;
-      if (options.limit !== undefined && letters.length >= options.limit) {
-        limited = true;
-        return false;
-      }
-      letters.push(letter);
-      return true;
-    },
-  );
+  await scanMatching(options, (letter) => {
+    if (options.limit !== undefined && letters.length >= options.limit) {
+      limited = true;
+      return false;
+    }
+    letters.push(letter);
+    return true;
+  });
   letters.sort((a, b) => a.partition - b.partition || Number(BigInt(a.offset) - BigInt(b.offset)));
   return { topic: options.topic, letters, limited };
 }
@@ -69,42 +67,31 @@ export interface LetterCounts {
 
 /** A per-error-class summary of the matching letters; values are not kept, so any depth fits in memory. */
 export async function countDeadLetters(options: ListOptions): Promise<LetterCounts> {
-  const filter = options.filter ?? {};
   const groups = new Map<string, ErrorClassCount>();
   let total = 0;
-  await scanDeadLetters(
-    {
-      kafka: options.kafka,
-      brokers: options.brokers,
-      topic: options.topic,
-      offsets: filter.offsets,
-      logger: options.logger,
-    },
-    (letter) => {
-      if (!matches(filter, letter)) return true;
-      if (options.limit !== undefined && total >= options.limit) return false;
-      total++;
-      const id = `${letter.error.class}\u0000${letter.error.code}`;
-      const group = groups.get(id);
-      if (!group) {
-        groups.set(id, {
-          errorClass: letter.error.class,
-          errorCode: letter.error.code,
-          count: 1,
-          kinds: [letter.kind],
-          firstAt: letter.deadLetteredAt,
-          lastAt: letter.deadLetteredAt,
-          example: letter.error.message,
-        });
-        return true;
-      }
-      group.count++;
-      if (!group.kinds.includes(letter.kind)) group.kinds.push(letter.kind);
-      if (letter.deadLetteredAt < group.firstAt) group.firstAt = letter.deadLetteredAt;
-      if (letter.deadLetteredAt > group.lastAt) group.lastAt = letter.deadLetteredAt;
+  await scanMatching(options, (letter) => {
+    if (options.limit !== undefined && total >= options.limit) return false;
+    total++;
+    const id = `${letter.error.class}\u0000${letter.error.code}`;
+    const group = groups.get(id);
+    if (!group) {
+      groups.set(id, {
+        errorClass: letter.error.class,
+        errorCode: letter.error.code,
+        count: 1,
+        kinds: [letter.kind],
+        firstAt: letter.deadLetteredAt,
+        lastAt: letter.deadLetteredAt,
+        example: letter.error.message,
+      });
       return true;
-    },
-  );
+    }
+    group.count++;
+    if (!group.kinds.includes(letter.kind)) group.kinds.push(letter.kind);
+    if (letter.deadLetteredAt < group.firstAt) group.firstAt = letter.deadLetteredAt;
+    if (letter.deadLetteredAt > group.lastAt) group.lastAt = letter.deadLetteredAt;
+    return true;
+  });
   const byErrorClass = [...groups.values()].sort(
     (a, b) => b.count - a.count || a.errorClass.localeCompare(b.errorClass),
   );

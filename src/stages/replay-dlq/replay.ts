@@ -10,7 +10,7 @@ import type { Db } from '../../state/db.js';
 import { MergeStore, newOwnerId } from '../../state/merge-store.js';
 import { ReplayProgress, type ReplayMark } from '../../state/replay-progress.js';
 import { decodeMessage } from '../consume/decode.js';
-import { Drainer, type DrainCounters } from '../consume/drain.js';
+import { Drainer, newDrainCounters, type DrainCounters } from '../consume/drain.js';
 import { matches, type LetterFilter } from './filter.js';
 import { REPLAY_COUNT_HEADER, type StoredLetter } from './letter.js';
 import { scanDeadLetters } from './reader.js';
@@ -265,13 +265,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
         options.db,
         options.productRefPath ? { productRefPath: options.productRefPath } : {},
       );
-      const counters: DrainCounters = {
-        delivered: 0,
-        skippedDuplicate: 0,
-        deadLetteredRecords: 0,
-        retries: 0,
-        sinkBatches: 0,
-      };
+      const counters = newDrainCounters();
       const drainer = new Drainer({
         store,
         sink: options.deliver.sink,

@@ -3,7 +3,7 @@ import { startAnalyticsServer } from '../../../fixtures/analytics/server.js';
 import { createAnalyticsSink } from '../../../src/connectors/analytics-sink.js';
 import { DeadLetterProducer } from '../../../src/connectors/dead-letter.js';
 import { silentLogger } from '../../../src/log.js';
-import { Drainer, type DrainCounters } from '../../../src/stages/consume/drain.js';
+import { Drainer, newDrainCounters } from '../../../src/stages/consume/drain.js';
 import { MergeStore, newOwnerId } from '../../../src/state/merge-store.js';
 import { createTopic, readAll, testBrokers, testKafka, uniqueName } from '../../helpers/kafka.js';
 import {
@@ -43,13 +43,7 @@ async function setup(kind: StoreKind) {
   const deadLetters = new DeadLetterProducer(testKafka(), [testBrokers()], dlqTopic, uniqueName('group'));
   await deadLetters.connect();
   onTestFinished(() => deadLetters.close());
-  const counters: DrainCounters = {
-    delivered: 0,
-    skippedDuplicate: 0,
-    deadLetteredRecords: 0,
-    retries: 0,
-    sinkBatches: 0,
-  };
+  const counters = newDrainCounters();
   const drainer = new Drainer({
     store,
     sink,
