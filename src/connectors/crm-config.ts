@@ -55,6 +55,11 @@ export interface CrmSourceConfig {
   sinceParam: string;
   /** '' when the CRM has no "modified before" filter (then a run lists up to now). */
   untilParam: string;
+  /**
+   * A query-string template with {since} and {until} for CRMs whose filter is an expression (OData
+   * $filter, SOQL q=…) rather than two parameters; '' = use sinceParam / untilParam.
+   */
+  filterQuery: string;
   fields: CrmFieldMap;
   /** The `crmMapping` setting: a JSON file of JSONata expressions, or the JSON itself; '' = none. */
   mapping: string;
@@ -113,6 +118,9 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
     pagination,
     fields: { ...BASE_DEFAULTS.fields, ...fromPreset.fields, ...definedOnly(input.fields) },
   } as CrmSourceConfig;
+  // The operator's own since/until parameter beats a preset's filter template, as any setting does.
+  if (input.filterQuery === undefined && (input.sinceParam !== undefined || input.untilParam !== undefined))
+    config.filterQuery = '';
   // A config resolved before (CrmSource resolves its input again) keeps what was decided then.
   config.presetMapping = input.presetMapping ?? presetMappingOf(preset, input);
   checkConfig(config as unknown as Record<string, unknown>, CRM_SETTINGS, fieldError);
@@ -138,6 +146,7 @@ export function resolveCrmConfig(input: CrmSourceInput): CrmSourceConfig {
     throw fieldError('cursorParam', 'is required for pagination "cursor"');
   if (pagination === 'offset' && config.pageParam === '')
     throw fieldError('pageParam', 'is required for pagination "offset"');
+  if (config.filterQuery !== '') checkFilterQuery(config.filterQuery);
   return config;
 }
 
@@ -171,4 +180,19 @@ export function crmConfigFromSettings(
   return resolveCrmConfig(
     configFromValues(CRM_SETTINGS, resolveSettings(CRM_GIVEN, settings, flags)) as CrmSourceInput,
   );
+}
+
+const FILTER_PLACEHOLDERS = ['{since}', '{until}'];
+
+/** A template that cannot filter by time would turn every incremental run into a full one, silently. */
+function checkFilterQuery(template: string): void {
+  if (!template.includes('{since}'))
+    throw fieldError('filterQuery', `must contain {since}, got "${template}"`);
+  for (const placeholder of template.match(/\{[^}]*\}/g) ?? []) {
+    if (!FILTER_PLACEHOLDERS.includes(placeholder))
+      throw fieldError(
+        'filterQuery',
+        `knows only the placeholders ${FILTER_PLACEHOLDERS.join(' and ')}, got "${placeholder}"`,
+      );
+  }
 }

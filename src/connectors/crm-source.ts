@@ -82,7 +82,10 @@ export class CrmSource implements SourceConnector {
     this.keepReadings = options.keepReadings ?? false;
     this.origin = new URL(this.config.baseUrl).origin;
     const { config } = this;
-    this.filters = { since: config.sinceParam !== '', until: config.untilParam !== '' };
+    this.filters =
+      config.filterQuery !== ''
+        ? { since: true, until: config.filterQuery.includes('{until}') }
+        : { since: config.sinceParam !== '', until: config.untilParam !== '' };
     this.mapper = crmMapper(config.fields, {
       ...config.presetMapping,
       ...loadMappingSpec(
@@ -172,16 +175,31 @@ export class CrmSource implements SourceConnector {
         throw new ConfigError(
           'the CRM is configured without a modified-since filter, so it can only be fetched in full',
           {
-            hint: 'set --crm-since-param, or fetch with --full',
+            hint: `set ${flagOf(CRM_SETTINGS, 'crmSinceParam')} or ${flagOf(CRM_SETTINGS, 'crmFilterQuery')}, or fetch with ${flagOf(FETCH_SETTINGS, 'full')}`,
           },
         );
       }
-      url.searchParams.set(config.sinceParam, window.since);
+      if (config.filterQuery !== '') this.setFilterQuery(url, window.since, window.until);
+      else url.searchParams.set(config.sinceParam, window.since);
     }
     // Without an until filter the CRM lists up to now; the high-water mark comes from what was seen.
-    if (window.until && this.filters.until) url.searchParams.set(config.untilParam, window.until);
+    if (window.until && this.filters.until && config.filterQuery === '')
+      url.searchParams.set(config.untilParam, window.until);
     if (config.pagination === 'offset') url.searchParams.set(config.pageParam, String(config.firstPage));
     return url;
+  }
+
+  /**
+   * Fills the template's placeholders per parameter, after parsing it, so an operator may write it
+   * encoded or not and a timestamp never needs escaping by hand.
+   */
+  private setFilterQuery(url: URL, since: string, until: string | undefined): void {
+    for (const [name, template] of new URLSearchParams(this.config.filterQuery)) {
+      url.searchParams.set(
+        name,
+        template.replaceAll('{since}', since).replaceAll('{until}', until ?? new Date().toISOString()),
+      );
+    }
   }
 
   /** Next links carry the token on the next request, so they must stay on the CRM's origin. */

@@ -30,7 +30,8 @@ export type CrmPresetName = (typeof CRM_PRESET_NAMES)[number];
 
 export const CRM_PRESETS: Readonly<Record<CrmPresetName, CrmPreset>> = {
   // REST query / queryAll (queryAll also lists deleted rows, IsDeleted = true). The SOQL goes into
-  // the path (q=…, WHERE LastModifiedDate > … for a filter); the page size is the
+  // the path (q=…) and, for incremental runs, into crmFilterQuery with its WHERE LastModifiedDate
+  // clause: only the operator knows the object and fields to select. The page size is the
   // Sforce-Query-Options header's, so no page-size parameter is sent.
   salesforce: {
     summary: 'Salesforce REST query: records, nextRecordsUrl, Id, LastModifiedDate, IsDeleted',
@@ -70,8 +71,8 @@ export const CRM_PRESETS: Readonly<Record<CrmPresetName, CrmPreset>> = {
       crmDeletedAtField: 'archivedAt',
     },
   },
-  // Web API (OData v4): the page size is the Prefer: odata.maxpagesize header's and filters are
-  // $filter expressions in the path, so neither is sent as a parameter. The id is <entity>id.
+  // Web API (OData v4): the page size is the Prefer: odata.maxpagesize header's, so none is sent as
+  // a parameter; the time filter is a $filter expression. The id is <entity>id.
   dynamics: {
     summary:
       'Dynamics 365 Web API: value, @odata.nextLink, contactid, modifiedon, versionnumber, statecode = 1',
@@ -83,6 +84,7 @@ export const CRM_PRESETS: Readonly<Record<CrmPresetName, CrmPreset>> = {
       crmPageSizeParam: '',
       crmSinceParam: '',
       crmUntilParam: '',
+      crmFilterQuery: '$filter=modifiedon ge {since} and modifiedon lt {until}',
       crmIdField: 'contactid',
       crmUpdatedAtField: 'modifiedon',
       crmVersionField: 'versionnumber',

@@ -97,6 +97,14 @@ export const CRM_SETTINGS = defineSettings({
     description: 'modified-before filter parameter, "" when the CRM has none (runs list up to now)',
     field: 'untilParam',
   },
+  crmFilterQuery: {
+    type: 'string',
+    arg: '<query>',
+    default: '',
+    description:
+      'query parameters of an incremental or backfill run with {since} and {until} filled in (ISO 8601 UTC), e.g. "$filter=modifiedon gt {since} and modifiedon le {until}"; takes the place of the since/until parameters and of same-named parameters in the path',
+    field: 'filterQuery',
+  },
   crmIdField: {
     type: 'string',
     nonEmpty: true,

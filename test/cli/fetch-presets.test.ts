@@ -98,6 +98,111 @@ describe('fetch with a CRM preset', () => {
     },
   );
 
+  it('dynamics: an incremental run filters by $filter from the preset and fetches only the changes', async () => {
+    const crm = await startCrmServer({
+      seed: 12,
+      count: 90,
+      products: 30,
+      token: TOKEN,
+      pageSize: 20,
+      pagination: 'odata',
+      shape: { names: 'dynamics' },
+    });
+    closers.push(() => crm.close());
+    const dir = tempDir('syncctl-preset-filter-');
+    const env = isolatedEnv({
+      SYNCCTL_CRM_URL: crm.url,
+      SYNCCTL_CRM_TOKEN: TOKEN,
+      SYNCCTL_STATE: join(dir, 'state.db'),
+      SYNCCTL_CRM_PRESET: 'dynamics',
+      SYNCCTL_CRM_PATH: '/v1/customers',
+    });
+    const fetch = (out: string, extra: string[] = []) =>
+      runSyncctl(['--json', 'fetch', '--source', 'crm', '--out', join(dir, out), ...extra], { env });
+    const first = await fetch('a.ndjson', ['--full']);
+    expect(first.stderr).toBe('');
+    expect(readNdjson(join(dir, 'a.ndjson'))).toHaveLength(90);
+
+    const changed = crm.control.mutate({ update: 3 });
+    const second = await fetch('b.ndjson');
+    expect(second.stderr).toBe('');
+    expect(second.code).toBe(0);
+    const ids = readNdjson(join(dir, 'b.ndjson')).map((e) => e.id);
+    // The fixture answers an unfiltered list with all 90 and a malformed $filter with a 400.
+    for (const id of changed.updated) expect(ids).toContain(id);
+    expect(ids.length).toBeLessThanOrEqual(changed.updated.length + 1);
+  });
+
+  it('an operator since-parameter beats the preset filter; a template without {since} is refused', async () => {
+    const crm = await startCrmServer({
+      seed: 13,
+      count: 40,
+      products: 10,
+      token: TOKEN,
+      pagination: 'odata',
+    });
+    closers.push(() => crm.close());
+    const dir = tempDir('syncctl-preset-filter-');
+    const env = isolatedEnv({
+      SYNCCTL_CRM_URL: crm.url,
+      SYNCCTL_CRM_TOKEN: TOKEN,
+      SYNCCTL_STATE: join(dir, 'state.db'),
+    });
+    const times = [...crm.control.store.records()].map((c) => Date.parse(c.updatedAt));
+    const window = [
+      '--since',
+      new Date(Math.min(...times)).toISOString(),
+      '--until',
+      new Date(Math.max(...times) + 1000).toISOString(),
+      '--window',
+      '365d',
+    ];
+    const own = await runSyncctl(
+      [
+        '--json',
+        'fetch',
+        '--source',
+        'crm',
+        '--out',
+        join(dir, 'a.ndjson'),
+        ...window,
+        '--crm-preset',
+        'dynamics',
+        '--crm-path',
+        '/v1/customers',
+        '--crm-id-field',
+        'id',
+        '--crm-updated-at-field',
+        'updatedAt',
+        '--crm-since-param',
+        'updatedSince',
+        '--crm-until-param',
+        'updatedUntil',
+      ],
+      { env },
+    );
+    expect(own.stderr).toBe('');
+    expect(readNdjson(join(dir, 'a.ndjson'))).toHaveLength(40);
+
+    const requestsBefore = crm.control.stats().requests;
+    const bad = await runSyncctl(
+      [
+        'fetch',
+        '--source',
+        'crm',
+        '--out',
+        join(dir, 'b.ndjson'),
+        ...window,
+        '--crm-filter-query',
+        'updatedUntil={until}',
+      ],
+      { env },
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/filterQuery must contain \{since\}.*--crm-filter-query/s);
+    expect(crm.control.stats().requests).toBe(requestsBefore);
+  });
+
   it('a probe with the preset shows the mapped page without warnings', async () => {
     const crm = await startCrmServer({
       seed: 11,
