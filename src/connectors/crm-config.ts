@@ -75,6 +75,8 @@ export interface CrmSourceConfig {
   maxRetryAfterMs: number;
   /** Exact duplicates (same id and content) within one run are dropped via an LRU of this many ids; 0 = off. */
   dedupeWindow: number;
+  /** Largest response body; a larger one is cut off while streaming (LimitExceededError). */
+  maxResponseBytes: number;
 }
 
 /** Per-style defaults: a CRM shaped like one of these needs only `pagination`. */

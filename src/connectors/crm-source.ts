@@ -7,6 +7,7 @@
 import got, { HTTPError, ParseError, RequestError, parseLinkHeader, type Got, type Response } from 'got';
 import {
   ConfigError,
+  LimitExceededError,
   SourceMalformedError,
   SourcePermanentError,
   SourceTransientError,
@@ -19,6 +20,7 @@ import { crmMapper, loadMappingSpec, type RecordMapper } from '../mapping/index.
 import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
 import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
+import { gotBodyLimit } from './body-limit.js';
 import {
   resolveCrmConfig,
   type CrmPaginationStyle,
@@ -98,6 +100,13 @@ export class CrmSource implements SourceConnector {
       headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
       responseType: 'json',
       timeout: { request: config.timeoutMs },
+      handlers: [
+        gotBodyLimit({
+          maxBytes: config.maxResponseBytes,
+          setting: 'crmMaxResponseBytes',
+          what: 'a CRM page',
+        }),
+      ],
       // got's own base delay (1 s): the CRM settings bound only the cap and the Retry-After.
       retry: gotRetryOptions(
         {
@@ -358,6 +367,7 @@ export class CrmSource implements SourceConnector {
       );
     }
     if (
+      err instanceof LimitExceededError ||
       err instanceof SourceMalformedError ||
       err instanceof SourcePermanentError ||
       err instanceof ConfigError

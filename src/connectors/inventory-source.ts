@@ -30,6 +30,7 @@ import {
   type InventorySourceInput,
 } from './inventory-config.js';
 import { RetriesExhausted, classify, shorten, wsdlFailure } from './soap-faults.js';
+import { axiosBodyLimit, bodyTooLarge, isAxiosBodyLimit, type BodyLimit } from './body-limit.js';
 import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
 import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 
@@ -101,6 +102,14 @@ export class InventorySource implements SourceConnector {
     return out;
   }
 
+  private get bodyLimit(): BodyLimit {
+    return {
+      maxBytes: this.config.maxResponseBytes,
+      setting: 'inventoryMaxResponseBytes',
+      what: 'an Inventory SOAP response',
+    };
+  }
+
   private get policy(): RetryPolicy {
     const { retries, backoffBaseMs, backoffLimitMs, maxRetryAfterMs } = this.config;
     return { retries, backoffMs: backoffBaseMs, backoffLimitMs, maxRetryAfterMs };
@@ -116,6 +125,8 @@ export class InventorySource implements SourceConnector {
       try {
         return await call();
       } catch (err) {
+        // Cut off for its size: the same call would bring the same body, so it is not retried.
+        if (isAxiosBodyLimit(err)) throw bodyTooLarge(this.bodyLimit, `(${what})`);
         const failure = classify(err);
         failure.message = this.scrub(failure.message);
         const retryable = failure.kind === 'transient' || failure.kind === 'malformed';
@@ -176,11 +187,12 @@ export class InventorySource implements SourceConnector {
               signal: AbortSignal.timeout(config.timeoutMs),
               httpAgent: this.httpAgent,
               httpsAgent: this.httpsAgent,
+              ...axiosBodyLimit(this.bodyLimit),
             },
             ...(config.endpoint === '' ? {} : { endpoint: config.endpoint }),
           });
         } catch (err) {
-          throw wsdlFailure(err);
+          throw isAxiosBodyLimit(err) ? err : wsdlFailure(err);
         }
       });
     } catch (err) {
@@ -257,6 +269,7 @@ export class InventorySource implements SourceConnector {
         signal: AbortSignal.timeout(config.timeoutMs),
         httpAgent: this.httpAgent,
         httpsAgent: this.httpsAgent,
+        ...axiosBodyLimit(this.bodyLimit),
       });
       if (result === null || typeof result !== 'object') {
         throw new SourceMalformedError(`the ${config.operation} response has no result element`);

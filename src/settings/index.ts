@@ -3,6 +3,7 @@ export * from './profiles.js';
 export * from './registry.js';
 export * from './resolve.js';
 export * from './sources.js';
+export * from './limits.js';
 export * from './stages.js';
 export * from './export-csv.js';
 export * from './probe.js';

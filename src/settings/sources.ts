@@ -1,5 +1,6 @@
 import { defineSettings } from './define.js';
 import { CRM_PRESET_NAMES } from './presets.js';
+import { responseLimit } from './limits.js';
 
 /** The CRM (REST) source: `syncctl fetch --source crm`. Fields marked "per pagination style" are defaulted by the connector. */
 export const CRM_SETTINGS = defineSettings({
@@ -181,6 +182,7 @@ export const CRM_SETTINGS = defineSettings({
     description: 'longest Retry-After waited for, in ms',
     field: 'maxRetryAfterMs',
   },
+  crmMaxResponseBytes: responseLimit('a CRM page'),
   crmDedupeWindow: {
     type: 'integer',
     min: 0,
@@ -352,6 +354,7 @@ export const INVENTORY_SETTINGS = defineSettings({
     description: 'longest Retry-After waited for, in ms',
     field: 'maxRetryAfterMs',
   },
+  inventoryMaxResponseBytes: responseLimit('a SOAP response (and the WSDL)'),
   inventoryDedupeWindow: {
     type: 'integer',
     min: 0,
@@ -417,4 +420,5 @@ export const ANALYTICS_SETTINGS = defineSettings({
     description: 'longest Retry-After waited for, in ms',
     field: 'maxRetryAfterMs',
   },
+  analyticsMaxResponseBytes: responseLimit('an Analytics answer'),
 });
