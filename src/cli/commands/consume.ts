@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
-import { ANALYTICS_SETTINGS, CONSUME_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
+import {
+  ANALYTICS_SETTINGS,
+  CONSUME_SETTINGS,
+  LIMIT_SETTINGS,
+  TOPIC_SETTINGS,
+} from '../../settings/index.js';
 import { consume, type ConsumeSummary } from '../../stages/consume.js';
 import { openConsume } from '../../stages/wiring.js';
 import { acquireLock, type HeldLock } from '../../state/locks.js';
@@ -32,6 +37,7 @@ export default function register(program: Command): void {
       'consume customer_data and inventory_data, merge, dedupe and deliver unified records to Analytics',
     );
   addSettingOptions(command, CONSUME_SETTINGS);
+  addSettingOptions(command, LIMIT_SETTINGS, ['maxRecordBytes']);
   addSettingOptions(command, TOPIC_SETTINGS);
   addSettingOptions(command, ANALYTICS_SETTINGS)
     .addHelpText(

@@ -9,6 +9,7 @@ import {
   INVENTORY_SETTINGS,
   isSecretKey,
   keyOfFlag,
+  LIMIT_SETTINGS,
 } from '../../settings/index.js';
 import { parseTime, parseWindowSpec } from '../../stages/fetch/plan.js';
 import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
@@ -64,6 +65,10 @@ export function describeSummary(s: FetchSummary): string {
       `windows: ${b.windows} of ${b.window} (concurrency ${b.concurrency}): ${b.completed} fetched, ${b.alreadyDone} already done, ${b.resumed} resumed, ${b.failed} failed, ${b.remaining} remaining`,
     );
   }
+  if (s.status === 'page-limit')
+    lines.push(
+      `stopped at ${flagOf(LIMIT_SETTINGS, 'maxPages')}; the next run continues after the last page`,
+    );
   const cp = s.checkpoint;
   lines.push(
     s.mode === 'backfill'
@@ -196,6 +201,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
       resumeOnly: resume,
       restart,
       rejectsPath: parts.rejectsPath,
+      ...parts.limits,
       concurrency,
       signal: stop.signal,
       logger: parts.logger,
@@ -236,6 +242,7 @@ export default function register(program: Command): void {
     .command('fetch')
     .description('page through the CRM or Inventory and write envelopes as NDJSON or publish them to Kafka');
   addSettingOptions(command, FETCH_SETTINGS);
+  addSettingOptions(command, LIMIT_SETTINGS);
   addSettingOptions(command, CRM_SETTINGS);
   addSettingOptions(command, INVENTORY_SETTINGS);
   command.addHelpText('after', EXAMPLES).action(async (...args: unknown[]) => {

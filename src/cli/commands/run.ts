@@ -7,6 +7,7 @@ import {
   CRM_SETTINGS,
   FETCH_SETTINGS,
   INVENTORY_SETTINGS,
+  LIMIT_SETTINGS,
   RUN_SETTINGS,
   TOPIC_SETTINGS,
 } from '../../settings/index.js';
@@ -90,6 +91,7 @@ export default function register(program: Command): void {
     'sessionTimeout',
     'maxDeliveryDelay',
   ]);
+  addSettingOptions(command, LIMIT_SETTINGS);
   addSettingOptions(command, TOPIC_SETTINGS);
   addSettingOptions(command, CRM_SETTINGS);
   addSettingOptions(command, INVENTORY_SETTINGS);
