@@ -4,8 +4,6 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, setActiveLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
 import {
   GLOBAL_SETTINGS,
-  loadSettings,
-  profilesPath,
   resolveSettings,
   type SettingGroup,
   type SettingValues,
@@ -15,6 +13,7 @@ import { parseBrokers, type KafkaOptions } from '../connectors/kafka.js';
 import { defaultStatePath } from '../state/db.js';
 import { setJsonOutput, writeStdout } from './output.js';
 import { renderTable, type TableStyle } from './table.js';
+import { loadSettings, profilesPath } from '../settings/profiles.js';
 
 export interface GlobalFlags {
   profile?: string;

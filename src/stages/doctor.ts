@@ -20,7 +20,6 @@ import {
   CRM_SETTINGS,
   INVENTORY_SETTINGS,
   flagName,
-  loadSettings,
   resolveSettings,
   TOPIC_SETTINGS,
   whereToSet,
@@ -28,6 +27,7 @@ import {
 } from '../settings/index.js';
 import { openDb, redactUrl } from '../state/db.js';
 import { MERGE_SCHEMA_VERSION, schemaVersion } from '../state/merge-schema.js';
+import { loadSettings } from '../settings/profiles.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 

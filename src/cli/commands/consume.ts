@@ -7,12 +7,9 @@ import {
   LIMIT_SETTINGS,
   TOPIC_SETTINGS,
 } from '../../settings/index.js';
-import { consume, type ConsumeSummary } from '../../stages/consume.js';
-import { openConsume } from '../../stages/wiring.js';
-import { acquireLock, type HeldLock } from '../../state/locks.js';
-import { stopOnSignals } from '../signals.js';
-import { startProgress } from '../spinner.js';
-import { action } from '../context.js';
+import type { ConsumeSummary } from '../../stages/consume.js';
+import type { HeldLock } from '../../state/locks.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
 
 function seconds(ms: number): string {
@@ -60,6 +57,11 @@ Examples:
     )
     .action(
       action(async (ctx, _opts, cmd) => {
+        const { consume } = await import('../../stages/consume.js');
+        const { openConsume } = await import('../../stages/wiring.js');
+        const { acquireLock } = await import('../../state/locks.js');
+        const { stopOnSignals } = await import('../signals.js');
+        const { startProgress } = await import('../spinner.js');
         const parts = await openConsume({
           kafka: ctx.kafkaOptions(),
           settings: ctx.settings,

@@ -12,15 +12,13 @@ import {
   LIMIT_SETTINGS,
 } from '../../settings/index.js';
 import { parseTime, parseWindowSpec } from '../../stages/fetch/plan.js';
-import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
-import { openFetch, type FetchTarget } from '../../stages/wiring.js';
-import { acquireLock, type HeldLock } from '../../state/locks.js';
+import type { FetchMode, FetchSummary } from '../../stages/fetch.js';
+import type { FetchTarget } from '../../stages/wiring.js';
+import type { HeldLock } from '../../state/locks.js';
 import { redact } from '../../redact.js';
-import { contextFrom, type CliContext } from '../context.js';
+import type { CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
-import { stopOnSignals } from '../signals.js';
 import { claimStdout, writeStdout } from '../output.js';
-import { startProgress } from '../spinner.js';
 
 const EXAMPLES = `
 Examples:
@@ -116,6 +114,11 @@ function rerunCommand(argv: string[]): string {
 }
 
 async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise<ExitCode> {
+  const { fetch } = await import('../../stages/fetch.js');
+  const { openFetch } = await import('../../stages/wiring.js');
+  const { acquireLock } = await import('../../state/locks.js');
+  const { stopOnSignals } = await import('../signals.js');
+  const { startProgress } = await import('../spinner.js');
   const {
     source,
     publish,
@@ -247,6 +250,7 @@ export default function register(program: Command): void {
   addSettingOptions(command, INVENTORY_SETTINGS);
   command.addHelpText('after', EXAMPLES).action(async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command & { exitCodeResult?: number };
+    const { contextFrom } = await import('../context.js');
     const ctx = contextFrom(cmd);
     cmd.exitCodeResult = await runFetch(ctx, cmd.opts());
   });

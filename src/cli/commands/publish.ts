@@ -1,11 +1,8 @@
 import type { Command } from 'commander';
-import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { envName, flagOf, LIMIT_SETTINGS, PUBLISH_SETTINGS } from '../../settings/index.js';
-import { publish } from '../../stages/publish.js';
-import { action } from '../context.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
-import { rejectDirectory } from '../../paths.js';
 
 export default function register(program: Command): void {
   const command = program
@@ -19,6 +16,9 @@ export default function register(program: Command): void {
     )
     .action(
       action(async (ctx) => {
+        const { createKafka } = await import('../../connectors/kafka.js');
+        const { publish } = await import('../../stages/publish.js');
+        const { rejectDirectory } = await import('../../paths.js');
         const { topic, in: input, rejects, dryRun, batchSize } = ctx.resolve(PUBLISH_SETTINGS);
         const { maxRecordBytes } = ctx.resolve(LIMIT_SETTINGS);
         if (topic === undefined) {

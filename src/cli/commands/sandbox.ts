@@ -8,7 +8,7 @@ import {
   sandboxUp,
 } from '../../sandbox/sandbox.js';
 import { SANDBOX_SETTINGS } from '../../settings/index.js';
-import { action } from '../context.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
 
 const profileOptional = { profileOptional: true };
