@@ -33,12 +33,20 @@ async function crm(options: CrmServerOptions = {}): Promise<CrmServer> {
   return server;
 }
 
-function crmEnv(server: CrmServer, dir: string) {
-  return isolatedEnv({
-    SYNCCTL_CRM_URL: server.url,
-    SYNCCTL_CRM_TOKEN: TOKEN,
-    SYNCCTL_STATE: join(dir, 'state.db'),
-  });
+/** `fetch --source crm --json` of the fixture into <dir>/customers.ndjson, pages of 20, plus `extra`. */
+async function fetchCrm(server: CrmServer, dir: string, ...extra: string[]) {
+  const out = join(dir, 'customers.ndjson');
+  const run = await runSyncctl(
+    ['--json', 'fetch', '--source', 'crm', '--crm-page-size', '20', '--out', out, ...extra],
+    {
+      env: isolatedEnv({
+        SYNCCTL_CRM_URL: server.url,
+        SYNCCTL_CRM_TOKEN: TOKEN,
+        SYNCCTL_STATE: join(dir, 'state.db'),
+      }),
+    },
+  );
+  return { ...run, out };
 }
 
 function summaryOf(text: string): FetchSummary {
@@ -58,27 +66,22 @@ function readRejects(path: string): RejectLine[] {
     .map((l) => JSON.parse(l) as RejectLine);
 }
 
+/** A valid customer envelope of about `bytes` bytes. */
+function bigCustomer(bytes: number) {
+  return makeEnvelope({
+    source: 'crm',
+    id: 'C-big',
+    op: 'upsert',
+    data: { notes: 'n'.repeat(bytes) },
+    sourceUpdatedAt: '2026-01-01T00:00:00.000Z',
+  });
+}
+
 describe('response size caps', () => {
   it('a CRM page larger than --crm-max-response-bytes is cut off while streaming: E_LIMIT, exit 1, earlier pages kept', async () => {
     // Chunked, without a Content-Length: only counting while reading can stop it.
     const server = await crm({ faults: { hugeBody: { from: 2, bytes: 40 * 1024 * 1024 } } });
-    const dir = tempDir();
-    const out = join(dir, 'customers.ndjson');
-    const run = await runSyncctl(
-      [
-        '--json',
-        'fetch',
-        '--source',
-        'crm',
-        '--crm-page-size',
-        '20',
-        '--crm-max-response-bytes',
-        '1000000',
-        '--out',
-        out,
-      ],
-      { env: crmEnv(server, dir) },
-    );
+    const { out, ...run } = await fetchCrm(server, tempDir(), '--crm-max-response-bytes', '1000000');
     expect(run.code, run.stderr).toBe(ExitCode.Failure);
     expect(run.stderr).toMatch(
       /a CRM page from .* is too large \(at least \d+ bytes, more than the 1000000-byte limit\)/,
@@ -145,23 +148,7 @@ describe('response size caps', () => {
 describe('--max-record-bytes', () => {
   it('fetch: an oversized record goes to the reject file with the reason; the rest is written; exit 3', async () => {
     const server = await crm({ faults: { hugeRecord: { every: 2, bytes: 300_000 } } });
-    const dir = tempDir();
-    const out = join(dir, 'customers.ndjson');
-    const run = await runSyncctl(
-      [
-        '--json',
-        'fetch',
-        '--source',
-        'crm',
-        '--crm-page-size',
-        '20',
-        '--max-record-bytes',
-        '200000',
-        '--out',
-        out,
-      ],
-      { env: crmEnv(server, dir) },
-    );
+    const { out, ...run } = await fetchCrm(server, tempDir(), '--max-record-bytes', '200000');
     expect(run.code, run.stderr).toBe(ExitCode.Partial);
     expect(summaryOf(run.stdout)).toMatchObject({ status: 'completed', records: 59, rejects: 1 });
     const rejects = readRejects(`${out}.rejects.ndjson`);
@@ -183,13 +170,7 @@ describe('--max-record-bytes', () => {
     const dir = tempDir();
     const input = join(dir, 'in.ndjson');
     const good = sampleEnvelopes(4, 4);
-    const big = makeEnvelope({
-      source: 'crm',
-      id: 'C-big',
-      op: 'upsert',
-      data: { notes: 'n'.repeat(50_000) },
-      sourceUpdatedAt: '2026-01-01T00:00:00.000Z',
-    });
+    const big = bigCustomer(50_000);
     writeNdjson(input, [good[0]!, good[1]!, big, good[2]!, good[3]!]);
     const run = await runSyncctl(
       ['--json', 'publish', '--topic', topic, '--in', input, '--max-record-bytes', '20000'],
@@ -209,13 +190,7 @@ describe('--max-record-bytes', () => {
     const h: Harness = await createHarness('sqlite');
     closers.push(() => h.close());
     const { customerEnvelopes, productEnvelopes } = firstRound(new SourceWorld(), 5, 3);
-    const big = makeEnvelope({
-      source: 'crm',
-      id: 'C-big',
-      op: 'upsert',
-      data: { notes: 'n'.repeat(300_000) },
-      sourceUpdatedAt: '2026-01-01T00:00:00.000Z',
-    });
+    const big = bigCustomer(300_000);
     await publishAll([
       { topic: h.productTopic, envelopes: productEnvelopes },
       { topic: h.customerTopic, envelopes: [...customerEnvelopes, big] },
@@ -243,18 +218,16 @@ describe('--max-pages', () => {
   it('stops cleanly with status page-limit (exit 0); the next run resumes and finishes: nothing lost or doubled', async () => {
     const server = await crm();
     const dir = tempDir();
-    const out = join(dir, 'customers.ndjson');
-    const args = ['--json', 'fetch', '--source', 'crm', '--crm-page-size', '20', '--out', out];
-    const first = await runSyncctl([...args, '--max-pages', '2'], { env: crmEnv(server, dir) });
+    const first = await fetchCrm(server, dir, '--max-pages', '2');
     expect(first.code, first.stderr).toBe(ExitCode.Ok);
     expect(summaryOf(first.stdout)).toMatchObject({ status: 'page-limit', pages: 2, records: 40 });
     // The page after the limit was never requested.
     expect(server.control.stats().requests).toBe(2);
 
-    const second = await runSyncctl(args, { env: crmEnv(server, dir) });
+    const second = await fetchCrm(server, dir);
     expect(second.code, second.stderr).toBe(ExitCode.Ok);
     expect(summaryOf(second.stdout)).toMatchObject({ status: 'completed', resumed: true, records: 20 });
-    const ids = idsOf(readNdjson(out));
+    const ids = idsOf(readNdjson(second.out));
     expect(duplicates(ids)).toEqual([]);
     expect(ids.sort()).toEqual(
       [...expectedCustomers({ seed: 11, count: 60, products: 10 })].map((c) => c.id).sort(),
