@@ -12,9 +12,10 @@ import {
   type InventoryServer,
   type InventoryServerOptions,
 } from '../../fixtures/inventory/server.js';
+import { createKafka } from '../../src/connectors/kafka.js';
 import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type CliRun } from '../helpers/cli.js';
 import { createHarness, type Harness } from '../helpers/consume-harness.js';
-import { readAll, testBrokers } from '../helpers/kafka.js';
+import { createTopic, readAll, testBrokers, uniqueName } from '../helpers/kafka.js';
 import { expectedJoin, judge, type OracleVerdict } from './oracle.js';
 import { recordFaultReport, type FaultReport } from './report.js';
 
@@ -28,6 +29,8 @@ export interface WorldOptions {
   inventoryFaults?: InventoryServerOptions['faults'];
   analyticsFaults?: AnalyticsFaults;
   inventoryPageSize?: number;
+  /** A broker of the scenario's own (one it restarts); default the suite's test broker. */
+  brokers?: string;
 }
 
 export interface KillRecord {
@@ -51,6 +54,7 @@ export class FaultWorld {
     readonly inventory: InventoryServer,
     readonly h: Harness,
     readonly env: Record<string, string | undefined>,
+    readonly brokers: string,
   ) {
     this.random = mulberry32(options.seed);
   }
@@ -78,6 +82,15 @@ export class FaultWorld {
       'sqlite',
       options.analyticsFaults ? { faults: options.analyticsFaults } : {},
     );
+    const brokers = options.brokers ?? testBrokers();
+    if (brokers !== testBrokers()) {
+      const kafka = createKafka({ brokers: [brokers], clientId: uniqueName('faults') });
+      await Promise.all([
+        createTopic(h.customerTopic, 3, kafka),
+        createTopic(h.productTopic, 3, kafka),
+        createTopic(h.dlqTopic, 1, kafka),
+      ]);
+    }
     const env = isolatedEnv({
       ...h.cliEnv(),
       SYNCCTL_CRM_URL: crm.url,
@@ -89,12 +102,12 @@ export class FaultWorld {
       SYNCCTL_INVENTORY_BACKOFF_LIMIT: '1000',
       SYNCCTL_CRM_BACKOFF_LIMIT: '1000',
     });
-    return new FaultWorld(options, crm, inventory, h, env);
+    return new FaultWorld(options, crm, inventory, h, env, brokers);
   }
 
   /** Global flags pointing a command at this world's broker and state store. */
   common(): string[] {
-    return ['--brokers', testBrokers(), '--state', this.h.state];
+    return ['--brokers', this.brokers, '--state', this.h.state];
   }
 
   fetchArgs(source: 'crm' | 'inventory', extra: string[] = []): string[] {
@@ -103,14 +116,13 @@ export class FaultWorld {
   }
 
   consumeArgs(extra: string[] = []): string[] {
+    const h = this.h;
     return [
       '--json',
-      ...this.h.cliArgs(),
-      '--once',
-      '--session-timeout',
-      '6',
-      '--idle-timeout',
-      '30',
+      ...this.common(),
+      'consume',
+      ...['--group', h.group, '--customer-topic', h.customerTopic, '--product-topic', h.productTopic],
+      ...['--dlq-topic', h.dlqTopic, '--once', '--session-timeout', '6', '--idle-timeout', '30'],
       ...extra,
     ];
   }
@@ -183,7 +195,8 @@ export class FaultWorld {
   /** Dead letters by reason (error class, or code when there is one). */
   async deadLettered(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const m of await readAll(this.h.dlqTopic)) {
+    const kafka = createKafka({ brokers: [this.brokers], clientId: uniqueName('faults-dlq') });
+    for (const m of await readAll(this.h.dlqTopic, kafka)) {
       const reason = m.headers['syncctl-dlq-error-code'] || m.headers['syncctl-dlq-error-class'] || 'unknown';
       out[reason] = (out[reason] ?? 0) + 1;
     }

@@ -15,8 +15,8 @@ export function testKafka() {
 }
 
 /** Creates a topic and waits until every partition has a leader (bounded for a loaded machine). */
-export async function createTopic(name: string, partitions = 3): Promise<void> {
-  const admin = testKafka().admin();
+export async function createTopic(name: string, partitions = 3, kafka = testKafka()): Promise<void> {
+  const admin = kafka.admin();
   await admin.connect();
   try {
     await admin.createTopics({ waitForLeaders: false, topics: [{ topic: name, numPartitions: partitions }] });
@@ -34,9 +34,8 @@ export interface ReadRecord {
   headers: Record<string, string>;
 }
 
-/** Reads a topic from the beginning to the end offsets seen now, with a fresh consumer group. */
-export async function readAll(topic: string): Promise<ReadRecord[]> {
-  const kafka = testKafka();
+/** Reads a topic from the beginning to the end offsets seen now, with a fresh consumer group (on the test broker unless `kafka` says otherwise). */
+export async function readAll(topic: string, kafka = testKafka()): Promise<ReadRecord[]> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic);
