@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, stopBroker, type BrokerHandle } from '../../src/sandbox/kafka-broker.js';
 import { startSyncctl, waitFor } from '../helpers/cli.js';
 import { tempDir } from '../helpers/temp.js';
-import { FaultWorld } from './scenario.js';
+import { expectClean, FaultWorld } from './scenario.js';
 import { faultScale } from './scale.js';
 
 const scale = faultScale();
@@ -84,9 +84,7 @@ describe('broker restarted during publish and during consume', () => {
       `the broker stopped for ${OUTAGE_MS / 1000} s and restarted (same port and data) during fetch --publish and during consume, both rerun to completion; ${scale.customers} customers`,
       { 'restart in publish': publish, 'restart in consume': consume },
     );
-    expect(verdict.missing).toEqual([]);
-    expect(verdict.storedTwice).toEqual([]);
-    expect(verdict.unexpected).toEqual([]);
+    expectClean(verdict);
     expect(publish).toMatch(/^at /);
     expect(consume).toMatch(/^at /);
   });
