@@ -11,6 +11,7 @@ import { CrmSource, crmConfigFromSettings } from '../connectors/crm-source.js';
 import { inventoryConfigFromSettings, openInventorySource } from '../connectors/inventory-source.js';
 import { toKafkaError } from '../connectors/kafka.js';
 import type { SourceConnector } from '../connectors/source.js';
+import { ClientTls } from '../connectors/tls.js';
 import { toSyncError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
@@ -196,14 +197,18 @@ function notConfigured(key: string): Outcome {
 async function analyticsCheck(options: DoctorOptions): Promise<Outcome> {
   const config = analyticsConfigFromSettings(options.settings, { ...options.flags });
   const url = new URL('v1/health', config.url.endsWith('/') ? config.url : `${config.url}/`);
+  const tls = new ClientTls('analytics', config.tls);
   try {
     const response = await got(url, {
       headers: { authorization: `Bearer ${config.token}` },
+      https: tls.got,
       timeout: { request: Math.min(config.timeoutMs, options.checkTimeoutMs) },
       retry: { limit: 0 },
     });
     return { status: 'pass', detail: `${redact(url.origin)} answers ${response.statusCode}, token accepted` };
   } catch (err) {
+    const tlsError = tls.explain(err, url.href, true);
+    if (tlsError) return { status: 'fail', detail: tlsError.message, hint: tlsError.hint };
     if (err instanceof HTTPError) {
       const status = err.response.statusCode;
       if (status === 401 || status === 403) {
