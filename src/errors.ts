@@ -26,6 +26,7 @@ export const ERROR_CODES = [
   'E_SOURCE_MALFORMED',
   'E_SINK_PERMANENT',
   'E_SINK_TRANSIENT',
+  'E_TLS',
   'E_STATE',
   'E_STATE_UNAVAILABLE',
   'E_LOCKED',
@@ -174,6 +175,16 @@ export class SinkPermanentError extends SyncError {
 export class SinkTransientError extends SyncError {
   constructor(message: string, options?: SyncErrorOptions) {
     super('E_SINK_TRANSIENT', message, true, ExitCode.TempFailure, options);
+  }
+}
+
+/**
+ * An HTTPS connection refused on certificate grounds (untrusted, wrong host name, expired, our client
+ * certificate refused): configuration to fix, so it exits like a config error and is never retried.
+ */
+export class TlsError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_TLS', message, false, ExitCode.Usage, options);
   }
 }
 
