@@ -4,7 +4,8 @@
  * configuration errors they are instead of being retried.
  */
 import { readFileSync } from 'node:fs';
-import { isIP, Socket, connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
+import { isIP, connect as netConnect } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions } from 'node:tls';
 import type { ISocketFactory, SASLOptions } from 'kafkajs';
 import { ConfigError, KafkaAuthError, KafkaTlsError, type SyncError } from '../errors.js';
@@ -24,10 +25,13 @@ function readPem(key: 'kafkaCaFile' | 'kafkaCertFile' | 'kafkaKeyFile', path: st
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read ${path} (${flagsAndEnv(KAFKA_SETTINGS, key)}): ${(err as Error).message}`, {
-      cause: err,
-      hint: `point ${flagsAndEnv(KAFKA_SETTINGS, key)} at a readable PEM file`,
-    });
+    throw new ConfigError(
+      `cannot read ${path} (${flagsAndEnv(KAFKA_SETTINGS, key)}): ${(err as Error).message}`,
+      {
+        cause: err,
+        hint: `point ${flagsAndEnv(KAFKA_SETTINGS, key)} at a readable PEM file`,
+      },
+    );
   }
 }
 
@@ -85,9 +89,12 @@ export function kafkaSecurity(s: KafkaSecuritySettings): KafkaSecurity {
     (key) => s[key] !== undefined,
   );
   if (!tls && unusedFiles.length > 0) {
-    throw new ConfigError(`${flagsAndEnv(KAFKA_SETTINGS, ...unusedFiles)} need TLS, but the Kafka protocol is ${protocol}`, {
-      hint: `set ${flagsAndEnv(KAFKA_SETTINGS, 'kafkaSecurityProtocol')} to SSL or SASL_SSL, or unset the files`,
-    });
+    throw new ConfigError(
+      `${flagsAndEnv(KAFKA_SETTINGS, ...unusedFiles)} need TLS, but the Kafka protocol is ${protocol}`,
+      {
+        hint: `set ${flagsAndEnv(KAFKA_SETTINGS, 'kafkaSecurityProtocol')} to SSL or SASL_SSL, or unset the files`,
+      },
+    );
   }
   const unusedCredentials = (['kafkaSaslUsername', 'kafkaSaslPassword'] as const).filter(
     (key) => s[key] !== undefined,
@@ -144,7 +151,13 @@ function tlsHint(code: string | undefined): string {
 
 function tlsError(err: unknown, broker: string): KafkaTlsError {
   const code = codeOf(err);
-  const message = (err as Error).message.replace(/^(Connection error|Failed to connect): /, '');
+  // OpenSSL's own message is a multi-line dump; its reason ("sslv3 alert bad certificate") says it.
+  const reason = (err as { reason?: unknown }).reason;
+  const text = (err as Error).message.replace(/^(Connection error|Failed to connect): /, '');
+  const message =
+    typeof reason === 'string' && reason !== ''
+      ? reason
+      : (/SSL routines:[^:]*:([^:\n]+)/.exec(text)?.[1] ?? text.split('\n')[0] ?? text);
   return new KafkaTlsError(
     `TLS handshake with the Kafka broker at ${broker} failed: ${message}${code && !message.includes(code) ? ` (${code})` : ''}`,
     { cause: err, hint: tlsHint(code) },
@@ -166,7 +179,11 @@ function chain(err: unknown): unknown[] {
  * A kafkajs failure that is a TLS or SASL problem, as the coded error that names the setting to fix;
  * undefined for anything else.
  */
-export function securityFailure(err: unknown, brokers: string[], security?: KafkaSecurity): SyncError | undefined {
+export function securityFailure(
+  err: unknown,
+  brokers: string[],
+  security?: KafkaSecurity,
+): SyncError | undefined {
   for (const e of chain(err)) {
     if ((e as Error).name === 'KafkaJSSASLAuthenticationError') {
       const sasl = security?.sasl as { mechanism: string; username?: string } | undefined;

@@ -37,7 +37,7 @@ export const KAFKA_SETTINGS = defineSettings({
     arg: '<path>',
     nonEmpty: true,
     defaultText: "the system's trusted CAs",
-    description: 'PEM file of the CA(s) that signed the brokers\' certificates (SSL / SASL_SSL)',
+    description: "PEM file of the CA(s) that signed the brokers' certificates (SSL / SASL_SSL)",
   },
   kafkaCertFile: {
     type: 'string',
