@@ -58,6 +58,11 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = GLOBAL_SETTINGS.connectTimeout.default
 const UNREACHABLE_HINT =
   'check --brokers / SYNCCTL_BROKERS (and --connect-timeout), or start a local one with `syncctl sandbox up`';
 
+/** A listener spoken to in the wrong protocol (TLS to PLAINTEXT or the reverse) looks unreachable: say which one was used. */
+function unreachableHint(security: KafkaSecurity | undefined): string {
+  return `${UNREACHABLE_HINT}; the listener must speak ${security?.protocol ?? 'PLAINTEXT'} (--kafka-security-protocol)`;
+}
+
 interface Connectable {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
@@ -96,7 +101,7 @@ function boundConnect<T extends Connectable>(client: T, brokers: string[], guard
           reject(
             new BrokerUnreachableError(
               `cannot reach Kafka at ${brokers.join(',')}: no answer within ${timeoutMs} ms`,
-              { hint: UNREACHABLE_HINT },
+              { hint: unreachableHint(guard.security) },
             ),
           ),
         timeoutMs,
@@ -117,7 +122,7 @@ function boundConnect<T extends Connectable>(client: T, brokers: string[], guard
       if (names.some((n) => n !== undefined && CONNECT_FAILURES.has(n)) || /not connected/i.test(message)) {
         throw new BrokerUnreachableError(`cannot reach Kafka at ${brokers.join(',')}: ${message}`, {
           cause: err,
-          hint: UNREACHABLE_HINT,
+          hint: unreachableHint(guard.security),
         });
       }
       throw toKafkaError(err, brokers, 'connecting');
