@@ -219,10 +219,16 @@ function jvmLogArgs(dir: string): string[] {
 }
 
 /** Writes a node's config and, on first use, formats its storage for the cluster. */
-async function prepareNode(dir: string, node: NodeConfig, clusterId: string): Promise<void> {
+async function prepareNode(
+  dir: string,
+  node: NodeConfig,
+  clusterId: string,
+  options: Pick<StartClusterOptions, 'extraProperties' | 'formatArgs'>,
+): Promise<void> {
   const files = nodeFiles(dir);
   ensureDir(files.dataDir, 'the Kafka data directory');
-  writeFileSync(files.props, serverProperties(node));
+  const extra = options.extraProperties?.({ port: node.port, controllerPort: node.controllerPort }) ?? [];
+  writeFileSync(files.props, serverProperties(node) + extra.map((l) => `${l}\n`).join(''));
   writeFileSync(files.log4j, LOG4J);
   if (existsSync(join(files.dataDir, 'meta.properties'))) return;
   const standalone = node.voters.length === 1 ? ['--standalone'] : [];
@@ -237,6 +243,7 @@ async function prepareNode(dir: string, node: NodeConfig, clusterId: string): Pr
     clusterId,
     '-c',
     files.props,
+    ...(options.formatArgs ?? []),
   ]);
   if (format.code !== 0) throw new SandboxError(`formatting Kafka storage failed: ${format.output}`.trim());
 }
@@ -291,6 +298,10 @@ export interface StartClusterOptions {
   port?: number;
   heap?: string;
   readyTimeoutMs?: number;
+  /** Lines appended to each node's server.properties (a later key wins): extra listeners, e.g. secure-kafka.ts. */
+  extraProperties?: (ports: { port: number; controllerPort: number }) => string[];
+  /** Extra arguments of `StorageTool format`, e.g. `--add-scram` users. */
+  formatArgs?: string[];
 }
 
 /** Where node `id` of a cluster of `size` keeps its files. */
@@ -320,7 +331,7 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
   await Promise.all(
     ports.map((p) => {
       const dir = nodeDir(options.dir, p.id, size);
-      return prepareNode(dir, { ...p, logDir: nodeFiles(dir).dataDir, voters }, clusterId);
+      return prepareNode(dir, { ...p, logDir: nodeFiles(dir).dataDir, voters }, clusterId, options);
     }),
   );
   const nodes: KafkaNode[] = [];
@@ -377,6 +388,10 @@ export interface StartBrokerOptions {
   port?: number;
   heap?: string;
   readyTimeoutMs?: number;
+  /** Lines appended to server.properties (a later key wins): extra listeners, e.g. secure-kafka.ts. */
+  extraProperties?: (ports: { port: number; controllerPort: number }) => string[];
+  /** Extra arguments of `StorageTool format`, e.g. `--add-scram` users. */
+  formatArgs?: string[];
 }
 
 /**

@@ -5,6 +5,7 @@ import { SandboxError, UsageError } from '../errors.js';
 import { defaultStateDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
 import { envOf, TOPICS_ENSURE_SETTINGS } from '../settings/index.js';
 import { isAlive, startCluster, stopProcess, tcpAnswers } from './kafka-broker.js';
+import { secureKafkaEnv, startSecureBroker, type SecureKafka } from './secure-kafka.js';
 
 /**
  * A fixture system the sandbox runs next to Kafka. `args` are passed to dist/fixtures/serve.js,
@@ -81,6 +82,7 @@ export interface SandboxState {
     nodes?: SandboxNode[];
     replicationFactor?: number;
     minInsyncReplicas?: number;
+    secure?: SecureKafka;
   };
   services: Record<string, ServiceState>;
   startedAt: string;
@@ -183,13 +185,20 @@ function refuseForeignDir(dir: string): void {
 /** Starts Kafka and the fixture systems in the background; a running sandbox is reused as is. */
 export async function sandboxUp(
   dir = defaultSandboxDir(),
-  options: { port?: number; brokers?: number } = {},
+  options: { port?: number; brokers?: number; secure?: boolean } = {},
 ): Promise<SandboxUpResult> {
   const brokers = options.brokers ?? 1;
+  if (options.secure && brokers > 1)
+    throw new UsageError('sandbox up --secure runs a single broker; leave out --brokers or --secure');
   const existing = readSandbox(dir);
   const nodes = existing ? sandboxNodes(existing) : [];
   // A running sandbox of another size is replaced: `up --brokers 3` must give three brokers.
-  if (existing && nodes.length === brokers && nodes.every((n) => isAlive(n.pid))) {
+  if (
+    existing &&
+    nodes.length === brokers &&
+    nodes.every((n) => isAlive(n.pid)) &&
+    Boolean(existing.kafka.secure) === Boolean(options.secure)
+  ) {
     const servicesAlive = Object.values(existing.services).every((s) => isAlive(s.pid));
     const wanted = SANDBOX_SERVICES.every((s) => existing.services[s.name] !== undefined);
     const answers = await Promise.all(
@@ -210,20 +219,24 @@ export async function sandboxUp(
   rmSync(dir, { recursive: true, force: true });
   ensureDir(dir, purpose);
   writeFileSync(join(dir, MARKER), 'A syncctl sandbox: `syncctl sandbox up` empties this directory.\n');
-  const cluster = await startCluster({
-    dir,
-    brokers,
-    ...(options.port !== undefined ? { port: options.port } : {}),
-  });
-  const state: SandboxState = {
-    dir,
-    kafka: {
+  const port = options.port !== undefined ? { port: options.port } : {};
+  let kafka: SandboxState['kafka'];
+  if (options.secure) {
+    const broker = await startSecureBroker({ dir, ...port });
+    kafka = { pid: broker.pid, brokers: broker.brokers, secure: broker.secure };
+  } else {
+    const cluster = await startCluster({ dir, brokers, ...port });
+    kafka = {
       pid: cluster.nodes[0]!.pid,
       brokers: cluster.brokers,
       nodes: cluster.nodes.map((n) => ({ id: n.id, pid: n.pid, broker: `127.0.0.1:${n.port}` })),
       replicationFactor: cluster.replicationFactor,
       minInsyncReplicas: cluster.minInsyncReplicas,
-    },
+    };
+  }
+  const state: SandboxState = {
+    dir,
+    kafka,
     services: {},
     startedAt: new Date().toISOString(),
   };
@@ -270,7 +283,7 @@ export function sandboxEnv(dir = defaultSandboxDir()): Record<string, string> {
   if (!state || !sandboxNodes(state).some((n) => isAlive(n.pid))) {
     throw new SandboxError('no sandbox is running', { hint: 'start one with `syncctl sandbox up`' });
   }
-  const env: Record<string, string> = { SYNCCTL_BROKERS: state.kafka.brokers };
+  const env: Record<string, string> = { SYNCCTL_BROKERS: state.kafka.brokers, ...secureKafkaEnv(dir) };
   const replication = state.kafka.replicationFactor ?? 1;
   // `topics ensure` then makes one copy per broker; a single broker keeps the default (1).
   if (replication > 1) env[envOf(TOPICS_ENSURE_SETTINGS, 'replicationFactor')] = String(replication);

@@ -289,6 +289,12 @@ export const SANDBOX_SETTINGS = defineSettings({
     description:
       'Kafka brokers to run, each also a KRaft controller; topics get one copy per broker, and from 3 brokers min.insync.replicas=2 (sandbox up; `sandbox up --brokers N` says the same)',
   },
+  secure: {
+    type: 'boolean',
+    default: false,
+    description:
+      'sandbox up: Kafka over SASL_SSL (SCRAM-SHA-512, PLAIN) with a private CA, plus an mTLS listener; `sandbox env` prints the client settings',
+  },
 });
 
 export const REPLAY_DLQ_SETTINGS = defineSettings({

@@ -47,7 +47,12 @@ describe('the settings table', () => {
   });
 
   it('marks exactly the tokens and passwords as secrets', () => {
-    expect([...SECRET_KEYS].sort()).toEqual(['analyticsToken', 'crmToken', 'inventoryPassword']);
+    expect([...SECRET_KEYS].sort()).toEqual([
+      'analyticsToken',
+      'crmToken',
+      'inventoryPassword',
+      'kafkaSaslPassword',
+    ]);
   });
 
   it('checks values by type and bounds, coercing text', () => {

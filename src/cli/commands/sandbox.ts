@@ -48,13 +48,13 @@ export default function register(program: Command): void {
       .description('start the sandbox in the background (idempotent) and print its addresses')
       .addHelpText(
         'after',
-        '\nExamples:\n  $ syncctl sandbox up\n  $ syncctl sandbox up --json\n  $ syncctl sandbox up --brokers 3   # a 3-broker KRaft cluster: replication 3, min.insync.replicas=2',
+        '\nExamples:\n  $ syncctl sandbox up\n  $ syncctl sandbox up --json\n  $ syncctl sandbox up --brokers 3   # a 3-broker KRaft cluster: replication 3, min.insync.replicas=2\n  $ syncctl sandbox up --secure      # Kafka over SASL_SSL',
       ),
     SANDBOX_SETTINGS,
   ).action(
     action(async (ctx, _opts, command) => {
       const count = brokerCountFlag(command);
-      const { dir, port, brokerCount } = resolveSettings(SANDBOX_SETTINGS, ctx.settings, {
+      const { dir, port, brokerCount, secure } = resolveSettings(SANDBOX_SETTINGS, ctx.settings, {
         ...command.opts(),
         ...(count !== undefined ? { brokerCount: count } : {}),
       });
@@ -66,15 +66,21 @@ export default function register(program: Command): void {
       const { state, alreadyRunning } = await sandboxUp(dirOf(dir), {
         brokers: brokerCount,
         ...(port !== undefined ? { port } : {}),
+        secure,
       });
+      const tls = state.kafka.secure;
       const data: Record<string, unknown> = { kafka: state.kafka.brokers, dir: state.dir, alreadyRunning };
+      if (tls) data.kafkaListeners = { SASL_SSL: tls.saslSsl, SSL: tls.mtls, PLAINTEXT: tls.plaintext };
       const nodes = sandboxNodes(state);
       if (nodes.length > 1) {
         data.replicationFactor = state.kafka.replicationFactor;
         data.minInsyncReplicas = state.kafka.minInsyncReplicas;
       }
       for (const [name, s] of Object.entries(state.services)) data[name] = s.url;
-      const lines = [`${alreadyRunning ? 'already running' : 'started'}: kafka ${state.kafka.brokers}`];
+      const lines = [
+        `${alreadyRunning ? 'already running' : 'started'}: kafka ${state.kafka.brokers}${tls ? ' (SASL_SSL)' : ''}`,
+      ];
+      if (tls) lines.push(`  kafka mTLS: ${tls.mtls} (client certificate ${tls.clientCertFile})`);
       if (nodes.length > 1)
         lines.push(
           `  ${nodes.length} brokers: replication factor ${state.kafka.replicationFactor}, min.insync.replicas=${state.kafka.minInsyncReplicas}`,
