@@ -161,11 +161,7 @@ it('finds no configured secret in any output, on success or failure', async () =
     SYNCCTL_CONNECT_TIMEOUT: '3000',
   };
   await syncctl('doctor (kafka SASL)', [...logged, '-v', 'doctor'], sasl);
-  await syncctl(
-    'publish (kafka SASL)',
-    [...logged, '-v', 'publish', '--topic', h.customerTopic],
-    sasl,
-  );
+  await syncctl('publish (kafka SASL)', [...logged, '-v', 'publish', '--topic', h.customerTopic], sasl);
   await syncctl(
     'topics describe (kafka password flag)',
     [...logged, '-v', '--kafka-sasl-password', KAFKA_SECRET, 'topics', 'describe', h.customerTopic],
