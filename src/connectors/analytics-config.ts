@@ -7,6 +7,7 @@ import {
   definedOnly,
   settingErrors,
 } from './source-settings.js';
+import type { TlsFiles } from './tls.js';
 
 /** The Analytics sink's settings, resolved and validated at the edge. */
 
@@ -25,6 +26,8 @@ export interface AnalyticsConfig {
   backoffLimitMs: number;
   /** A Retry-After longer than this is not waited for: the delivery fails as temporary. */
   maxRetryAfterMs: number;
+  /** HTTPS: a private CA, a client certificate (see tls.ts). */
+  tls?: TlsFiles;
 }
 
 const DEFAULTS = configDefaults(ANALYTICS_SETTINGS) as Omit<AnalyticsConfig, 'url' | 'token'>;

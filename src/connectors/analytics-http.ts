@@ -7,6 +7,7 @@ import { redact } from '../redact.js';
 import { whereToSet } from '../settings/index.js';
 import type { AnalyticsConfig } from './analytics-config.js';
 import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
+import type { ClientTls } from './tls.js';
 
 /**
  * What batch delivery and CSV upload share: the got client (auth, timeout, the retry policy) and how
@@ -17,9 +18,11 @@ export function createClient(
   config: AnalyticsConfig,
   logger: Logger,
   agents: { http: HttpAgent; https: HttpsAgent },
+  tls: ClientTls,
 ): Got {
   return got.extend({
     prefixUrl: config.url,
+    https: tls.got,
     headers: { authorization: `Bearer ${config.token}`, 'user-agent': 'syncctl' },
     timeout: { request: config.timeoutMs },
     agent: agents,

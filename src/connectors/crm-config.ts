@@ -13,6 +13,7 @@ import {
   type SettingsSource,
 } from '../settings/index.js';
 import type { CrmFieldPaths, MappingSpec } from '../mapping/index.js';
+import type { TlsFiles } from './tls.js';
 import {
   checkConfig,
   configDefaults,
@@ -75,6 +76,8 @@ export interface CrmSourceConfig {
   maxRetryAfterMs: number;
   /** Exact duplicates (same id and content) within one run are dropped via an LRU of this many ids; 0 = off. */
   dedupeWindow: number;
+  /** HTTPS: a private CA, a client certificate (see tls.ts). */
+  tls?: TlsFiles;
 }
 
 /** Per-style defaults: a CRM shaped like one of these needs only `pagination`. */

@@ -19,6 +19,7 @@ import { crmMapper, loadMappingSpec, type RecordMapper } from '../mapping/index.
 import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
 import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
+import { ClientTls } from './tls.js';
 import {
   resolveCrmConfig,
   type CrmPaginationStyle,
@@ -71,6 +72,7 @@ export class CrmSource implements SourceConnector {
   readonly filters: SourceFilters;
   readonly mapper: RecordMapper;
   private readonly http: Got;
+  private readonly tls: ClientTls;
   private readonly origin: string;
   private readonly logger: Logger | undefined;
   private readonly keepReadings: boolean;
@@ -94,8 +96,10 @@ export class CrmSource implements SourceConnector {
         flagOf(CRM_SETTINGS, 'crmMapping'),
       ),
     });
+    this.tls = new ClientTls('crm', config.tls);
     this.http = got.extend({
       headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
+      https: this.tls.got,
       responseType: 'json',
       timeout: { request: config.timeoutMs },
       // got's own base delay (1 s): the CRM settings bound only the cap and the Retry-After.
@@ -295,6 +299,9 @@ export class CrmSource implements SourceConnector {
     const after = pagesDone > 0 ? ` after ${pagesDone} page(s) were fetched` : '';
     const details = { url: redact(url), page: pageNo, pagesFetched: pagesDone };
     const cause = new Error(redact(err instanceof Error ? err.message : String(err)));
+    // got has spent its retries by now.
+    const tlsError = this.tls.explain(err, url, true);
+    if (tlsError) return tlsError;
     if (err instanceof HTTPError) {
       const status = err.response.statusCode;
       const what = describeStatus(err.response);

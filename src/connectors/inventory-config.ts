@@ -5,6 +5,7 @@
 import { redact } from '../redact.js';
 import { INVENTORY_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
 import type { InventoryFieldPaths, MappingSpec } from '../mapping/index.js';
+import type { TlsFiles } from './tls.js';
 import {
   checkConfig,
   configDefaults,
@@ -58,6 +59,8 @@ export interface InventorySourceConfig {
   maxRetryAfterMs: number;
   /** Exact repeats (same id and content) within one run are dropped via an LRU of this many ids; 0 = off. */
   dedupeWindow: number;
+  /** HTTPS: a private CA, a client certificate (see tls.ts). */
+  tls?: TlsFiles;
 }
 
 export type InventorySourceInput = Partial<Omit<InventorySourceConfig, 'fields' | 'request'>> & {

@@ -1,11 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBroker, stopBroker, type BrokerHandle } from '../../src/sandbox/kafka-broker.js';
+import { createKafka } from '../../src/connectors/kafka.js';
 import { startSyncctl, waitFor } from '../helpers/cli.js';
+import { createTopic, uniqueName } from '../helpers/kafka.js';
 import { tempDir } from '../helpers/temp.js';
 import { expectClean, FaultWorld } from './scenario.js';
 import { faultScale } from './scale.js';
 
 const scale = faultScale();
+const ownKafka = () => createKafka({ brokers: [broker!.brokers], clientId: uniqueName('faults-restart') });
 const OUTAGE_MS = 3_000;
 let dir: string;
 let broker: BrokerHandle | undefined;
@@ -56,7 +59,11 @@ describe('broker restarted during publish and during consume', () => {
       seed: 1305,
       customers: scale.customers,
       products: scale.products,
-      brokers: broker!.brokers,
+      kafka: {
+        brokers: broker!.brokers,
+        kafka: () => ownKafka(),
+        createTopic: (name, partitions) => createTopic(name, partitions, ownKafka()),
+      },
       // Slow enough that the outage lands in the middle of each run.
       crmFaults: { latencyMs: 100 },
       analyticsFaults: { latencyMs: 100 },

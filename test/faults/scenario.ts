@@ -13,10 +13,9 @@ import {
   type InventoryServer,
   type InventoryServerOptions,
 } from '../../fixtures/inventory/server.js';
-import { createKafka } from '../../src/connectors/kafka.js';
 import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type CliRun } from '../helpers/cli.js';
-import { createHarness, type Harness } from '../helpers/consume-harness.js';
-import { createTopic, readAll, testBrokers, uniqueName } from '../helpers/kafka.js';
+import { createHarness, type Harness, type HarnessKafka } from '../helpers/consume-harness.js';
+import { readAll } from '../helpers/kafka.js';
 import { expectedJoin, judge, type OracleVerdict } from './oracle.js';
 import { recordFaultReport, type FaultReport } from './report.js';
 
@@ -30,8 +29,8 @@ export interface WorldOptions {
   inventoryFaults?: InventoryServerOptions['faults'];
   analyticsFaults?: AnalyticsFaults;
   inventoryPageSize?: number;
-  /** A broker of the scenario's own (one it restarts); default the suite's test broker. */
-  brokers?: string;
+  /** Topics on this cluster instead of the shared test broker (kafka-cluster.ts). */
+  kafka?: HarnessKafka;
 }
 
 export interface KillRecord {
@@ -55,7 +54,6 @@ export class FaultWorld {
     readonly inventory: InventoryServer,
     readonly h: Harness,
     readonly env: Record<string, string | undefined>,
-    readonly brokers: string,
   ) {
     this.random = mulberry32(options.seed);
   }
@@ -82,16 +80,8 @@ export class FaultWorld {
     const h = await createHarness(
       'sqlite',
       options.analyticsFaults ? { faults: options.analyticsFaults } : {},
+      ...(options.kafka ? [options.kafka] : []),
     );
-    const brokers = options.brokers ?? testBrokers();
-    if (brokers !== testBrokers()) {
-      const kafka = createKafka({ brokers: [brokers], clientId: uniqueName('faults') });
-      await Promise.all([
-        createTopic(h.customerTopic, 3, kafka),
-        createTopic(h.productTopic, 3, kafka),
-        createTopic(h.dlqTopic, 1, kafka),
-      ]);
-    }
     const env = isolatedEnv({
       ...h.cliEnv(),
       SYNCCTL_CRM_URL: crm.url,
@@ -103,12 +93,12 @@ export class FaultWorld {
       SYNCCTL_INVENTORY_BACKOFF_LIMIT: '1000',
       SYNCCTL_CRM_BACKOFF_LIMIT: '1000',
     });
-    return new FaultWorld(options, crm, inventory, h, env, brokers);
+    return new FaultWorld(options, crm, inventory, h, env);
   }
 
   /** Global flags pointing a command at this world's broker and state store. */
   common(): string[] {
-    return ['--brokers', this.brokers, '--state', this.h.state];
+    return ['--brokers', this.h.brokers, '--state', this.h.state];
   }
 
   fetchArgs(source: 'crm' | 'inventory', extra: string[] = []): string[] {
@@ -117,13 +107,14 @@ export class FaultWorld {
   }
 
   consumeArgs(extra: string[] = []): string[] {
-    const h = this.h;
     return [
       '--json',
-      ...this.common(),
-      'consume',
-      ...['--group', h.group, '--customer-topic', h.customerTopic, '--product-topic', h.productTopic],
-      ...['--dlq-topic', h.dlqTopic, '--once', '--session-timeout', '6', '--idle-timeout', '30'],
+      ...this.h.cliArgs(),
+      '--once',
+      '--session-timeout',
+      '6',
+      '--idle-timeout',
+      '30',
       ...extra,
     ];
   }
@@ -196,8 +187,7 @@ export class FaultWorld {
   /** Dead letters by reason (error class, or code when there is one). */
   async deadLettered(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    const kafka = createKafka({ brokers: [this.brokers], clientId: uniqueName('faults-dlq') });
-    for (const m of await readAll(this.h.dlqTopic, kafka)) {
+    for (const m of await readAll(this.h.dlqTopic, this.h.kafka())) {
       const reason = m.headers['syncctl-dlq-error-code'] || m.headers['syncctl-dlq-error-class'] || 'unknown';
       out[reason] = (out[reason] ?? 0) + 1;
     }
