@@ -13,6 +13,7 @@ import { publishAll } from '../helpers/consume-data.js';
 import { createHarness, type Harness } from '../helpers/consume-harness.js';
 import { readAll, testBrokers } from '../helpers/kafka.js';
 import { tempDir } from '../helpers/temp.js';
+import { createTestPki, type TestPki } from '../helpers/tls.js';
 
 const CRM_SECRET = 'crmTok-Qx7Zk2secretCRM';
 const INV_SECRET = 'invPw-Lm4Rt9secretINV';
@@ -22,8 +23,12 @@ const WRONG_CRM_SECRET = 'wrongCrm-Jf5Ke2secret';
 const WRONG_AN_SECRET = 'wrongAn-Pc9Ug4secret';
 const WRONG_INV_SECRET = 'wrongInv-Ty2Bo7secret';
 const KAFKA_SECRET = 'kafkaPw-Rw6Zq3secretKFK';
+const WRONG_KEY_SECRET = 'wrongKey-Zr6Qm1secret';
+const pki: TestPki = createTestPki();
 const SECRETS = [
   KAFKA_SECRET,
+  pki.passphrase,
+  WRONG_KEY_SECRET,
   CRM_SECRET,
   INV_SECRET,
   AN_SECRET,
@@ -102,6 +107,13 @@ it('finds no configured secret in any output, on success or failure', async () =
 
   // The CRM token also lives in the profile, so `config list` has it to mask.
   expect((await syncctl('config set', ['config', 'set', 'crm-token', CRM_SECRET])).code).toBe(0);
+  // So does the passphrase of an Analytics client key (used only when Analytics speaks HTTPS).
+  for (const [key, value] of [
+    ['analytics-cert-file', pki.clientCertFile],
+    ['analytics-key-file', pki.clientKeyEncryptedFile],
+    ['analytics-key-passphrase', pki.passphrase],
+  ] as const)
+    expect((await syncctl(`config set ${key}`, ['config', 'set', key, value])).code).toBe(0);
 
   const fetchCrm = await syncctl('fetch crm', [
     ...logged,
@@ -210,6 +222,10 @@ it('finds no configured secret in any output, on success or failure', async () =
     SYNCCTL_INVENTORY_PASSWORD: WRONG_INV_SECRET,
   });
 
+  await syncctl('doctor (wrong key passphrase)', ['-v', '--json', 'doctor'], {
+    SYNCCTL_ANALYTICS_KEY_PASSPHRASE: WRONG_KEY_SECRET,
+  });
+
   for (const file of readdirSync(dir))
     outputs.push({ where: file, text: readFileSync(join(dir, file), 'utf8') });
   const letters = await readAll(h.dlqTopic);
@@ -223,6 +239,8 @@ it('finds no configured secret in any output, on success or failure', async () =
   const out = (where: string) => outputs.find((o) => o.where === where)?.text ?? '';
   expect(out('config list: stdout')).toMatch(/crmToken = \*\*\*/);
   expect(out('config list kafka: stdout')).toMatch(/kafkaSaslPassword = \*\*\*/);
+  expect(out('config list: stdout')).toMatch(/analyticsKeyPassphrase = \*\*\*/);
+  expect(out('doctor (wrong key passphrase): stdout')).toMatch(/cannot decrypt .*wrong or missing/);
   expect(out('fetch crm (wrong token): stderr')).toMatch(/401/);
   expect(out('fetch inventory (wrong password): stderr')).toMatch(/authentication failed/);
   const hits = outputs.flatMap(({ where, text }) =>

@@ -1,7 +1,7 @@
 /**
  * Certificates made with openssl at test time (nothing secret is committed): a CA, a server
- * certificate for 127.0.0.1 and localhost signed by it, a client certificate signed by it, a client
- * key encrypted with a passphrase, and a second CA nobody trusts.
+ * certificate for 127.0.0.1 and localhost signed by it (and one for another host), a client certificate
+ * signed by it, a client key encrypted with a passphrase, and a second CA nobody trusts.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,9 @@ export interface TestPki {
   /** The client key again, encrypted with `passphrase`. */
   clientKeyEncryptedFile: string;
   passphrase: string;
+  /** A server certificate signed by the CA for another host name (elsewhere.example) only. */
+  otherHostCert: string;
+  otherHostKey: string;
   /** A client certificate signed by a CA the servers do not trust. */
   strangerCertFile: string;
   strangerKeyFile: string;
@@ -93,6 +96,12 @@ export function createTestPki(): TestPki {
     'ca',
     'basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n',
   );
+  makeLeaf(
+    dir,
+    'other-host',
+    'ca',
+    'basicConstraints=CA:FALSE\nsubjectAltName=DNS:elsewhere.example\nextendedKeyUsage=serverAuth\n',
+  );
   makeLeaf(dir, 'client', 'ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
   makeLeaf(dir, 'stranger', 'other-ca', 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
   const passphrase = 'pki-Pass7Wd3secretKEY';
@@ -118,6 +127,8 @@ export function createTestPki(): TestPki {
     passphrase,
     strangerCertFile: at('stranger.pem'),
     strangerKeyFile: at('stranger.key'),
+    otherHostCert: readFileSync(at('other-host.pem'), 'utf8'),
+    otherHostKey: readFileSync(at('other-host.key'), 'utf8'),
     ca: readFileSync(at('ca.pem'), 'utf8'),
     serverCert: readFileSync(at('server.pem'), 'utf8'),
     serverKey: readFileSync(at('server.key'), 'utf8'),
