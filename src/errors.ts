@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   'E_INPUT',
   'E_BROKER_UNREACHABLE',
   'E_KAFKA',
+  'E_KAFKA_AUTH',
+  'E_KAFKA_TLS',
   'E_TOPIC_CONFLICT',
   'E_SANDBOX',
   'E_SOURCE_PERMANENT',
@@ -130,6 +132,26 @@ export class BrokerUnreachableError extends SyncError {
 export class KafkaError extends SyncError {
   constructor(message: string, retryable: boolean, options?: SyncErrorOptions) {
     super('E_KAFKA', message, retryable, retryable ? ExitCode.TempFailure : ExitCode.Failure, options);
+  }
+}
+
+/**
+ * The broker refused our SASL credentials. Retrying with the same ones cannot help, so it is a
+ * configuration error (exit 2, like a wrong PostgreSQL password), never retried.
+ */
+export class KafkaAuthError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_KAFKA_AUTH', message, false, ExitCode.Usage, options);
+  }
+}
+
+/**
+ * The TLS handshake with a broker failed: its certificate is not trusted or does not name it, or it
+ * refused ours. A configuration error (exit 2), never retried and never worked around.
+ */
+export class KafkaTlsError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_KAFKA_TLS', message, false, ExitCode.Usage, options);
   }
 }
 

@@ -136,6 +136,10 @@ export interface StartBrokerOptions {
   port?: number;
   heap?: string;
   readyTimeoutMs?: number;
+  /** Lines appended to server.properties (a later key wins): extra listeners, e.g. secure-kafka.ts. */
+  extraProperties?: (ports: { port: number; controllerPort: number }) => string[];
+  /** Extra arguments of `StorageTool format`, e.g. `--add-scram` users. */
+  formatArgs?: string[];
 }
 
 /**
@@ -151,7 +155,11 @@ export async function startBroker(options: StartBrokerOptions): Promise<BrokerHa
   const propsFile = join(options.dir, 'server.properties');
   const log4jFile = join(options.dir, 'log4j2.properties');
   const logFile = join(options.dir, 'kafka.log');
-  writeFileSync(propsFile, serverProperties(port, controllerPort, dataDir));
+  const extra = options.extraProperties?.({ port, controllerPort }) ?? [];
+  writeFileSync(
+    propsFile,
+    serverProperties(port, controllerPort, dataDir) + extra.map((l) => `${l}\n`).join(''),
+  );
   writeFileSync(log4jFile, LOG4J);
   const jvmLog = [`-Dlog4j2.configurationFile=${log4jFile}`, `-Dkafka.logs.file=${logFile}`];
 
@@ -175,6 +183,7 @@ export async function startBroker(options: StartBrokerOptions): Promise<BrokerHa
         clusterId ?? '',
         '-c',
         propsFile,
+        ...(options.formatArgs ?? []),
       ],
       { encoding: 'utf8' },
     );

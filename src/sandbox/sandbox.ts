@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { SandboxError, UsageError } from '../errors.js';
 import { defaultStateDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
 import { isAlive, startBroker, stopProcess, tcpAnswers } from './kafka-broker.js';
+import { secureKafkaEnv, startSecureBroker, type SecureKafka } from './secure-kafka.js';
 
 /**
  * A fixture system the sandbox runs next to Kafka. `args` are passed to dist/fixtures/serve.js,
@@ -62,7 +63,7 @@ export interface ServiceState {
 
 export interface SandboxState {
   dir: string;
-  kafka: { pid: number; brokers: string };
+  kafka: { pid: number; brokers: string; secure?: SecureKafka };
   services: Record<string, ServiceState>;
   startedAt: string;
 }
@@ -152,10 +153,10 @@ function refuseForeignDir(dir: string): void {
 /** Starts Kafka and the fixture systems in the background; a running sandbox is reused as is. */
 export async function sandboxUp(
   dir = defaultSandboxDir(),
-  options: { port?: number } = {},
+  options: { port?: number; secure?: boolean } = {},
 ): Promise<SandboxUpResult> {
   const existing = readSandbox(dir);
-  if (existing && isAlive(existing.kafka.pid)) {
+  if (existing && isAlive(existing.kafka.pid) && Boolean(existing.kafka.secure) === Boolean(options.secure)) {
     const [host, port] = existing.kafka.brokers.split(':');
     const servicesAlive = Object.values(existing.services).every((s) => isAlive(s.pid));
     const wanted = SANDBOX_SERVICES.every((s) => existing.services[s.name] !== undefined);
@@ -171,10 +172,14 @@ export async function sandboxUp(
   rmSync(dir, { recursive: true, force: true });
   ensureDir(dir, purpose);
   writeFileSync(join(dir, MARKER), 'A syncctl sandbox: `syncctl sandbox up` empties this directory.\n');
-  const broker = await startBroker({ dir, ...(options.port !== undefined ? { port: options.port } : {}) });
+  const port = options.port !== undefined ? { port: options.port } : {};
+  const broker = options.secure
+    ? await startSecureBroker({ dir, ...port })
+    : await startBroker({ dir, ...port });
+  const secure = 'secure' in broker ? { secure: broker.secure as SecureKafka } : {};
   const state: SandboxState = {
     dir,
-    kafka: { pid: broker.pid, brokers: broker.brokers },
+    kafka: { pid: broker.pid, brokers: broker.brokers, ...secure },
     services: {},
     startedAt: new Date().toISOString(),
   };
@@ -213,7 +218,7 @@ export function sandboxEnv(dir = defaultSandboxDir()): Record<string, string> {
   if (!state || !isAlive(state.kafka.pid)) {
     throw new SandboxError('no sandbox is running', { hint: 'start one with `syncctl sandbox up`' });
   }
-  const env: Record<string, string> = { SYNCCTL_BROKERS: state.kafka.brokers };
+  const env: Record<string, string> = { SYNCCTL_BROKERS: state.kafka.brokers, ...secureKafkaEnv(dir) };
   for (const service of Object.values(state.services)) Object.assign(env, service.env);
   return env;
 }

@@ -7,3 +7,4 @@ export * from './stages.js';
 export * from './export-csv.js';
 export * from './probe.js';
 export * from './presets.js';
+export * from './kafka.js';

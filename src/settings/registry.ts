@@ -20,6 +20,7 @@ import {
 } from './stages.js';
 import { EXPORT_CSV_SETTINGS } from './export-csv.js';
 import { PROBE_SETTINGS } from './probe.js';
+import { KAFKA_SETTINGS } from './kafka.js';
 
 const GROUPS: readonly SettingGroup[] = [
   GLOBAL_SETTINGS,
@@ -38,6 +39,7 @@ const GROUPS: readonly SettingGroup[] = [
   RUN_SETTINGS,
   STATUS_SETTINGS,
   PROBE_SETTINGS,
+  KAFKA_SETTINGS,
 ];
 
 /** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */

@@ -280,6 +280,12 @@ export const SANDBOX_SETTINGS = defineSettings({
     defaultText: 'a free one',
     description: 'Kafka port (sandbox up)',
   },
+  secure: {
+    type: 'boolean',
+    default: false,
+    description:
+      'sandbox up: Kafka over SASL_SSL (SCRAM-SHA-512, PLAIN) with a private CA, plus an mTLS listener; `sandbox env` prints the client settings',
+  },
 });
 
 export const REPLAY_DLQ_SETTINGS = defineSettings({

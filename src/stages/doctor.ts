@@ -52,6 +52,8 @@ export interface DoctorOptions {
   /** Null when the broker list itself is unusable (reported as a failed check). */
   kafka: { client: Kafka; brokers: string[] } | null;
   brokersError?: string;
+  /** What to fix when the Kafka settings are unusable (a TLS file, SASL credentials); else the brokers. */
+  brokersHint?: string;
   statePath: string;
   /** Bound of each check; a check still running then fails as "no answer". */
   checkTimeoutMs: number;
@@ -240,7 +242,7 @@ async function kafkaChecks(options: DoctorOptions, results: CheckResult[]): Prom
       ms: 0,
       status: 'fail',
       detail: options.brokersError ?? 'no brokers',
-      hint: `set ${whereToSet('brokers')}`,
+      hint: options.brokersHint ?? `set ${whereToSet('brokers')}`,
     });
     return;
   }

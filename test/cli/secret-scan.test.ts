@@ -23,8 +23,10 @@ const WRONG_CRM_SECRET = 'wrongCrm-Jf5Ke2secret';
 const WRONG_AN_SECRET = 'wrongAn-Pc9Ug4secret';
 const WRONG_INV_SECRET = 'wrongInv-Ty2Bo7secret';
 const WRONG_KEY_SECRET = 'wrongKey-Zr6Qm1secret';
+const KAFKA_SECRET = 'kafkaPw-Rw6Zq3secretKFK';
 const pki: TestPki = createTestPki();
 const SECRETS = [
+  KAFKA_SECRET,
   pki.passphrase,
   WRONG_KEY_SECRET,
   CRM_SECRET,
@@ -158,6 +160,25 @@ it('finds no configured secret in any output, on success or failure', async () =
   await syncctl('doctor', ['-v', 'doctor']);
   await syncctl('config list', ['config', 'list']);
   await syncctl('config list --json', ['--json', 'config', 'list']);
+  // The Kafka SASL password in a profile of its own: the test broker speaks PLAINTEXT only.
+  const kafkaProfile = ['--profile', 'kafka'];
+  await syncctl('config set kafka', [...kafkaProfile, 'config', 'set', 'kafka-sasl-password', KAFKA_SECRET]);
+  await syncctl('config list kafka', [...kafkaProfile, 'config', 'list']);
+  await syncctl('config list kafka --json', [...kafkaProfile, '--json', 'config', 'list']);
+  // SASL against a listener that does not speak it, and SASL without TLS: failures that carry the settings.
+  const sasl = {
+    SYNCCTL_KAFKA_SECURITY_PROTOCOL: 'SASL_PLAINTEXT',
+    SYNCCTL_KAFKA_SASL_USERNAME: 'scan',
+    SYNCCTL_KAFKA_SASL_PASSWORD: KAFKA_SECRET,
+    SYNCCTL_CONNECT_TIMEOUT: '3000',
+  };
+  await syncctl('doctor (kafka SASL)', [...logged, '-v', 'doctor'], sasl);
+  await syncctl('publish (kafka SASL)', [...logged, '-v', 'publish', '--topic', h.customerTopic], sasl);
+  await syncctl(
+    'topics describe (kafka password flag)',
+    [...logged, '-v', '--kafka-sasl-password', KAFKA_SECRET, 'topics', 'describe', h.customerTopic],
+    { SYNCCTL_KAFKA_SECURITY_PROTOCOL: 'SASL_SSL', SYNCCTL_KAFKA_SASL_USERNAME: 'scan' },
+  );
 
   const metrics = join(dir, 'run.prom');
   const runLog = join(dir, 'run.log');
@@ -219,6 +240,7 @@ it('finds no configured secret in any output, on success or failure', async () =
   expect(out('config list: stdout')).toMatch(/crmToken = \*\*\*/);
   expect(out('config list: stdout')).toMatch(/analyticsKeyPassphrase = \*\*\*/);
   expect(out('doctor (wrong key passphrase): stdout')).toMatch(/cannot decrypt .*wrong or missing/);
+  expect(out('config list kafka: stdout')).toMatch(/kafkaSaslPassword = \*\*\*/);
   expect(out('fetch crm (wrong token): stderr')).toMatch(/401/);
   expect(out('fetch inventory (wrong password): stderr')).toMatch(/authentication failed/);
   const hits = outputs.flatMap(({ where, text }) =>

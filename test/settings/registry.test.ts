@@ -56,6 +56,7 @@ describe('the settings table', () => {
       'crmToken',
       'inventoryKeyPassphrase',
       'inventoryPassword',
+      'kafkaSaslPassword',
     ]);
   });
 

@@ -32,16 +32,27 @@ export default function register(program: Command): void {
     sandbox
       .command('up')
       .description('start the sandbox in the background (idempotent) and print its addresses')
-      .addHelpText('after', '\nExamples:\n  $ syncctl sandbox up\n  $ syncctl sandbox up --json'),
+      .addHelpText(
+        'after',
+        '\nExamples:\n  $ syncctl sandbox up\n  $ syncctl sandbox up --json\n  $ syncctl sandbox up --secure   # Kafka over SASL_SSL',
+      ),
     SANDBOX_SETTINGS,
   ).action(
     action(async (ctx) => {
-      const { dir, port } = ctx.resolve(SANDBOX_SETTINGS);
+      const { dir, port, secure } = ctx.resolve(SANDBOX_SETTINGS);
       ctx.logger.info('starting the sandbox (Kafka broker and fixture systems)…');
-      const { state, alreadyRunning } = await sandboxUp(dirOf(dir), port !== undefined ? { port } : {});
+      const { state, alreadyRunning } = await sandboxUp(dirOf(dir), {
+        ...(port !== undefined ? { port } : {}),
+        secure,
+      });
+      const tls = state.kafka.secure;
       const data: Record<string, unknown> = { kafka: state.kafka.brokers, dir: state.dir, alreadyRunning };
+      if (tls) data.kafkaListeners = { SASL_SSL: tls.saslSsl, SSL: tls.mtls, PLAINTEXT: tls.plaintext };
       for (const [name, s] of Object.entries(state.services)) data[name] = s.url;
-      const lines = [`${alreadyRunning ? 'already running' : 'started'}: kafka ${state.kafka.brokers}`];
+      const lines = [
+        `${alreadyRunning ? 'already running' : 'started'}: kafka ${state.kafka.brokers}${tls ? ' (SASL_SSL)' : ''}`,
+      ];
+      if (tls) lines.push(`  kafka mTLS: ${tls.mtls} (client certificate ${tls.clientCertFile})`);
       for (const [name, s] of Object.entries(state.services)) lines.push(`  ${name}: ${s.url}`);
       lines.push('point commands at it with: eval "$(syncctl sandbox env)"');
       return { data, text: lines.join('\n') };
