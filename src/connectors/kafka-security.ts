@@ -9,6 +9,7 @@ import { isIP, connect as netConnect } from 'node:net';
 import { connect as tlsConnect, createSecureContext, type ConnectionOptions } from 'node:tls';
 import type { ISocketFactory, SASLOptions } from 'kafkajs';
 import { ConfigError, KafkaAuthError, KafkaTlsError, type SyncError } from '../errors.js';
+import { CLIENT_REFUSED, EXPIRED, UNTRUSTED } from './tls.js';
 import { flagsAndEnv, GLOBAL_SETTINGS, KAFKA_SETTINGS, type SettingValues } from '../settings/index.js';
 
 export type KafkaSecuritySettings = SettingValues<typeof KAFKA_SETTINGS>;
@@ -114,20 +115,6 @@ export function kafkaSecurity(s: KafkaSecuritySettings): KafkaSecurity {
   };
 }
 
-/** Node's codes for a certificate the client does not accept. */
-const UNTRUSTED = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_REJECTED',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-]);
-
 function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -136,7 +123,13 @@ function codeOf(err: unknown): string | undefined {
 function isTlsFailure(err: unknown): boolean {
   const code = codeOf(err);
   if (code === undefined) return false;
-  return UNTRUSTED.has(code) || code === 'ERR_TLS_CERT_ALTNAME_INVALID' || /^ERR_SSL_/.test(code);
+  return (
+    UNTRUSTED.has(code) ||
+    EXPIRED.has(code) ||
+    CLIENT_REFUSED.has(code) ||
+    code === 'ERR_TLS_CERT_ALTNAME_INVALID' ||
+    /^ERR_SSL_/.test(code)
+  );
 }
 
 function tlsHint(code: string | undefined): string {
@@ -144,7 +137,9 @@ function tlsHint(code: string | undefined): string {
     return `the broker's certificate does not name the address connected to: use a name or address from its certificate in ${flagsAndEnv(GLOBAL_SETTINGS, 'brokers')}`;
   if (code !== undefined && UNTRUSTED.has(code))
     return `point ${flagsAndEnv(KAFKA_SETTINGS, 'kafkaCaFile')} at the CA that signed the broker's certificate`;
-  if (code !== undefined && /CERTIFICATE_REQUIRED|UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN/.test(code))
+  if (code !== undefined && EXPIRED.has(code))
+    return "the broker's certificate must be renewed (or this machine's clock is wrong)";
+  if (code !== undefined && CLIENT_REFUSED.has(code))
     return `the broker refused our client certificate: check ${flagsAndEnv(KAFKA_SETTINGS, 'kafkaCertFile', 'kafkaKeyFile')}`;
   return `check that the broker's listener speaks TLS and ${flagsAndEnv(KAFKA_SETTINGS, 'kafkaSecurityProtocol', 'kafkaCaFile')}`;
 }

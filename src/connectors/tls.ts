@@ -201,7 +201,7 @@ export class ClientTls {
 }
 
 /** Chain problems: the server's certificate does not lead to a CA we trust. */
-const UNTRUSTED = new Set([
+export const UNTRUSTED = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -213,10 +213,10 @@ const UNTRUSTED = new Set([
   'INVALID_CA',
 ]);
 
-const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
+export const EXPIRED = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
 /** Alerts a server sends when it wants, or does not accept, our client certificate. */
-const CLIENT_REFUSED = new Set([
+export const CLIENT_REFUSED = new Set([
   'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
   'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
   'ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN',

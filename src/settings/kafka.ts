@@ -37,7 +37,8 @@ export const KAFKA_SETTINGS = defineSettings({
     arg: '<path>',
     nonEmpty: true,
     defaultText: "the system's trusted CAs",
-    description: "PEM file of the CA(s) that signed the brokers' certificates (SSL / SASL_SSL)",
+    description:
+      "PEM file of the CA(s) that signed the brokers' certificates (SSL / SASL_SSL); trusted instead of the system's, as Kafka's truststore is",
   },
   kafkaCertFile: {
     type: 'string',

@@ -15,6 +15,9 @@ export interface FaultScale {
   products: number;
   /** SIGKILLs of the concurrent backfill. */
   fetcherKills: number;
+  /** Customers and products of the 3-broker cluster scenarios (enough for a kill to land mid-publish). */
+  clusterCustomers: number;
+  clusterProducts: number;
 }
 
 const SCALES: Record<FaultScale['name'], FaultScale> = {
@@ -26,6 +29,8 @@ const SCALES: Record<FaultScale['name'], FaultScale> = {
     customers: 600,
     products: 80,
     fetcherKills: 2,
+    clusterCustomers: 6_000,
+    clusterProducts: 400,
   },
   full: {
     name: 'full',
@@ -35,6 +40,8 @@ const SCALES: Record<FaultScale['name'], FaultScale> = {
     customers: 5_000,
     products: 500,
     fetcherKills: 6,
+    clusterCustomers: 30_000,
+    clusterProducts: 2_000,
   },
 };
 

@@ -13,8 +13,8 @@ import {
   type InventoryServerOptions,
 } from '../../fixtures/inventory/server.js';
 import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type CliRun } from '../helpers/cli.js';
-import { createHarness, type Harness } from '../helpers/consume-harness.js';
-import { readAll, testBrokers } from '../helpers/kafka.js';
+import { createHarness, type Harness, type HarnessKafka } from '../helpers/consume-harness.js';
+import { readAll } from '../helpers/kafka.js';
 import { expectedJoin, judge, type OracleVerdict } from './oracle.js';
 import { recordFaultReport, type FaultReport } from './report.js';
 
@@ -28,6 +28,8 @@ export interface WorldOptions {
   inventoryFaults?: InventoryServerOptions['faults'];
   analyticsFaults?: AnalyticsFaults;
   inventoryPageSize?: number;
+  /** Topics on this cluster instead of the shared test broker (kafka-cluster.ts). */
+  kafka?: HarnessKafka;
 }
 
 export interface KillRecord {
@@ -77,6 +79,7 @@ export class FaultWorld {
     const h = await createHarness(
       'sqlite',
       options.analyticsFaults ? { faults: options.analyticsFaults } : {},
+      ...(options.kafka ? [options.kafka] : []),
     );
     const env = isolatedEnv({
       ...h.cliEnv(),
@@ -94,7 +97,7 @@ export class FaultWorld {
 
   /** Global flags pointing a command at this world's broker and state store. */
   common(): string[] {
-    return ['--brokers', testBrokers(), '--state', this.h.state];
+    return ['--brokers', this.h.brokers, '--state', this.h.state];
   }
 
   fetchArgs(source: 'crm' | 'inventory', extra: string[] = []): string[] {
@@ -183,7 +186,7 @@ export class FaultWorld {
   /** Dead letters by reason (error class, or code when there is one). */
   async deadLettered(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const m of await readAll(this.h.dlqTopic)) {
+    for (const m of await readAll(this.h.dlqTopic, this.h.kafka())) {
       const reason = m.headers['syncctl-dlq-error-code'] || m.headers['syncctl-dlq-error-class'] || 'unknown';
       out[reason] = (out[reason] ?? 0) + 1;
     }
