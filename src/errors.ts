@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   'E_INPUT',
   'E_BROKER_UNREACHABLE',
   'E_KAFKA',
+  'E_KAFKA_AUTH',
+  'E_KAFKA_TLS',
   'E_TOPIC_CONFLICT',
   'E_SANDBOX',
   'E_SOURCE_PERMANENT',
@@ -26,6 +28,7 @@ export const ERROR_CODES = [
   'E_SOURCE_MALFORMED',
   'E_SINK_PERMANENT',
   'E_SINK_TRANSIENT',
+  'E_TLS',
   'E_STATE',
   'E_STATE_UNAVAILABLE',
   'E_LOCKED',
@@ -133,6 +136,26 @@ export class KafkaError extends SyncError {
   }
 }
 
+/**
+ * The broker refused our SASL credentials. Retrying with the same ones cannot help, so it is a
+ * configuration error (exit 2, like a wrong PostgreSQL password), never retried.
+ */
+export class KafkaAuthError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_KAFKA_AUTH', message, false, ExitCode.Usage, options);
+  }
+}
+
+/**
+ * The TLS handshake with a broker failed: its certificate is not trusted or does not name it, or it
+ * refused ours. A configuration error (exit 2), never retried and never worked around.
+ */
+export class KafkaTlsError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_KAFKA_TLS', message, false, ExitCode.Usage, options);
+  }
+}
+
 export class TopicConflictError extends SyncError {
   constructor(message: string, options?: SyncErrorOptions) {
     super('E_TOPIC_CONFLICT', message, false, ExitCode.Failure, options);
@@ -175,6 +198,16 @@ export class SinkPermanentError extends SyncError {
 export class SinkTransientError extends SyncError {
   constructor(message: string, options?: SyncErrorOptions) {
     super('E_SINK_TRANSIENT', message, true, ExitCode.TempFailure, options);
+  }
+}
+
+/**
+ * An HTTPS connection refused on certificate grounds (untrusted, wrong host name, expired, our client
+ * certificate refused): configuration to fix, so it exits like a config error and is never retried.
+ */
+export class TlsError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_TLS', message, false, ExitCode.Usage, options);
   }
 }
 

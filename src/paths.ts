@@ -65,13 +65,19 @@ export function statOrUndefined(path: string): Stats | undefined {
   }
 }
 
+/** Modes of what syncctl creates that may hold secrets or customer data: profiles, state, rejects. */
+export const OWNER_ONLY_FILE = 0o600;
+export const OWNER_ONLY_DIR = 0o700;
+
 /**
  * Creates `dir` and any missing parents, one level at a time from the deepest existing ancestor.
  * Not `mkdirSync(dir, {recursive: true})`: on Node 20 that never returns under /proc (it retries the
  * ENOENT forever in a synchronous loop no signal handler can interrupt), and it reports a file in the
  * way as a bare EEXIST/ENOTDIR. `purpose` says which setting the path came from, for the message.
+ * `mode` applies to the directories created here (0o700 for those holding secrets or state), never
+ * to ones that exist.
  */
-export function ensureDir(dir: string, purpose: string): void {
+export function ensureDir(dir: string, purpose: string, mode?: number): void {
   const missing: string[] = [];
   let current = resolve(dir);
   for (;;) {
@@ -93,7 +99,7 @@ export function ensureDir(dir: string, purpose: string): void {
   }
   for (const level of missing.reverse()) {
     try {
-      mkdirSync(level);
+      mkdirSync(level, mode === undefined ? undefined : { mode });
     } catch (err) {
       // Another process may have created it in between.
       if (errnoOf(err) === 'EEXIST' && statOrUndefined(level)?.isDirectory()) continue;

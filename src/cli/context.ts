@@ -4,12 +4,14 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, setActiveLogger, type LogFormat, type Logger, type LogLevel } from '../log.js';
 import {
   GLOBAL_SETTINGS,
+  KAFKA_SETTINGS,
   resolveSettings,
   type SettingGroup,
   type SettingValues,
   type SettingsSource,
 } from '../settings/index.js';
 import { parseBrokers, type KafkaOptions } from '../connectors/kafka.js';
+import { kafkaSecurity } from '../connectors/kafka-security.js';
 import { defaultStatePath } from '../state/db.js';
 import { setJsonOutput, writeStdout } from './output.js';
 import { renderTable, type TableStyle } from './table.js';
@@ -28,7 +30,7 @@ export interface CliContext {
   /** The resolved values of a group of settings: the command's flags > SYNCCTL_* > profile > defaults. */
   resolve<G extends SettingGroup>(group: G): SettingValues<G>;
   brokers(): string[];
-  /** How to reach Kafka: the brokers, the logger and the connect timeout. */
+  /** How to reach Kafka: the brokers, the logger, the connect timeout and TLS/SASL. */
   kafkaOptions(): KafkaOptions;
   /** The state store location (--state, or the default SQLite file). */
   statePath(): string;
@@ -61,6 +63,8 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
   const flags = command.optsWithGlobals<GlobalFlags & Record<string, unknown>>();
   const settings = loadProfile(flags.profile, options);
   const globals = resolveSettings(GLOBAL_SETTINGS, settings, flags);
+  // Resolved up front, so the SASL password is masked in every message even of commands that never connect.
+  const kafkaSettings = resolveSettings(KAFKA_SETTINGS, settings, flags);
   const { quiet, verbose } = globals;
   const json = globals.json || globals.output === 'json';
   const tableStyle: TableStyle =
@@ -85,7 +89,12 @@ export function contextFrom(command: Command, options: ActionOptions = {}): CliC
     settings,
     resolve: (group) => resolveSettings(group, settings, command.opts()),
     brokers,
-    kafkaOptions: () => ({ brokers: brokers(), logger, connectTimeoutMs: globals.connectTimeout }),
+    kafkaOptions: () => ({
+      brokers: brokers(),
+      logger,
+      connectTimeoutMs: globals.connectTimeout,
+      security: kafkaSecurity(kafkaSettings),
+    }),
     statePath: () => globals.state ?? defaultStatePath(),
     stdout: writeStdout,
     table: (head, rows) => renderTable(head, rows, { style: tableStyle, headers: globals.headers }),

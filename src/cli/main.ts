@@ -3,7 +3,7 @@ import { ExitCode, toSyncError, UsageError, type SyncError } from '../errors.js'
 import { COMMANDS } from './commands/index.js';
 import { activeLogger, setActiveLogger } from '../log.js';
 import { redact } from '../redact.js';
-import { GLOBAL_SETTINGS } from '../settings/index.js';
+import { GLOBAL_SETTINGS, KAFKA_SETTINGS } from '../settings/index.js';
 import { addSettingOptions } from './options.js';
 import { jsonOutput, resetOutput, stdoutUsed } from './output.js';
 import { packageVersion } from './version.js';
@@ -29,6 +29,7 @@ export function buildProgram(): Command {
     .addHelpText('after', EXIT_CODE_HELP)
     .exitOverride();
   addSettingOptions(program, GLOBAL_SETTINGS);
+  addSettingOptions(program, KAFKA_SETTINGS);
   for (const register of COMMANDS) register(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -7,6 +7,7 @@ import {
   definedOnly,
   settingErrors,
 } from './source-settings.js';
+import type { TlsFiles } from './tls.js';
 
 /** The Analytics sink's settings, resolved and validated at the edge. */
 
@@ -27,6 +28,8 @@ export interface AnalyticsConfig {
   maxRetryAfterMs: number;
   /** Largest response body (default 64 MiB); a larger one is cut off while streaming (LimitExceededError). */
   maxResponseBytes?: number;
+  /** HTTPS: a private CA, a client certificate (see tls.ts). */
+  tls?: TlsFiles;
 }
 
 const DEFAULTS = configDefaults(ANALYTICS_SETTINGS) as Omit<AnalyticsConfig, 'url' | 'token'>;

@@ -8,6 +8,7 @@ import { DEFAULT_MAX_RESPONSE_BYTES, whereToSet } from '../settings/index.js';
 import type { AnalyticsConfig } from './analytics-config.js';
 import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
 import { gotBodyLimit } from './body-limit.js';
+import type { ClientTls } from './tls.js';
 
 /**
  * What batch delivery and CSV upload share: the got client (auth, timeout, the retry policy) and how
@@ -18,9 +19,11 @@ export function createClient(
   config: AnalyticsConfig,
   logger: Logger,
   agents: { http: HttpAgent; https: HttpsAgent },
+  tls: ClientTls,
 ): Got {
   return got.extend({
     prefixUrl: config.url,
+    https: tls.got,
     headers: { authorization: `Bearer ${config.token}`, 'user-agent': 'syncctl' },
     timeout: { request: config.timeoutMs },
     agent: agents,

@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
 import type { AnalyticsConfig } from './analytics-config.js';
 import { createClient, httpFailure, sanitized } from './analytics-http.js';
+import { ClientTls } from './tls.js';
 import type { AnalyticsSink, DeliveryOutcome, SinkFailure, SinkRecord } from './sink.js';
 import { parseRetryAfter } from './retry-policy.js';
 
@@ -67,12 +68,14 @@ export class HttpAnalyticsSink implements AnalyticsSink {
     https: new HttpsAgent({ keepAlive: true }),
   };
   private readonly client: Got;
+  private readonly tls: ClientTls;
 
   constructor(
     readonly config: AnalyticsConfig,
     private readonly logger: Logger = silentLogger,
   ) {
-    this.client = createClient(config, logger, this.agents);
+    this.tls = new ClientTls('analytics', config.tls);
+    this.client = createClient(config, logger, this.agents, this.tls);
   }
 
   /**
@@ -121,6 +124,8 @@ export class HttpAnalyticsSink implements AnalyticsSink {
     if (result.kind === 'ok') return this.accept(run, items, key, result.body);
     if (run.signal?.aborted) throw interrupted(key);
     if (result.kind === 'network') {
+      const tlsError = this.tls.explain(result.error, this.config.url, true);
+      if (tlsError) throw tlsError;
       throw new SinkTransientError(
         redact(
           `Analytics could not be reached for batch ${key} after ${attemptsOf(run, items)} attempts: ${result.error.message}`,

@@ -12,6 +12,7 @@ import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
 import type { AnalyticsConfig } from './analytics-config.js';
 import { createClient, httpFailure, sanitized } from './analytics-http.js';
+import { ClientTls } from './tls.js';
 import { parseRetryAfter } from './retry-policy.js';
 
 export interface UploadResult {
@@ -35,6 +36,8 @@ export async function uploadCsv(
   idempotencyKey: string,
   logger: Logger = silentLogger,
 ): Promise<UploadResult> {
+  // Certificate files are checked before the stream is spooled.
+  const tls = new ClientTls('analytics', config.tls);
   let spoolDir: string | undefined;
   let path: string;
   if (typeof source === 'string') path = source;
@@ -44,7 +47,7 @@ export async function uploadCsv(
     await pipeline(source, createWriteStream(path));
   }
   const agents = { http: new HttpAgent({ keepAlive: false }), https: new HttpsAgent({ keepAlive: false }) };
-  const client = createClient(config, logger, agents);
+  const client = createClient(config, logger, agents, tls);
   let attempts = 1;
   try {
     const { size } = await stat(path);
@@ -85,11 +88,14 @@ export async function uploadCsv(
       );
     }
     if (err instanceof RequestError) {
-      throw new SinkTransientError(
-        redact(
-          `Analytics could not be reached for upload ${idempotencyKey} after ${attempts} attempts: ${err.message}`,
-        ),
-        { cause: sanitized(err), details: { code: err.code } },
+      throw (
+        tls.explain(err, config.url, true) ??
+        new SinkTransientError(
+          redact(
+            `Analytics could not be reached for upload ${idempotencyKey} after ${attempts} attempts: ${err.message}`,
+          ),
+          { cause: sanitized(err), details: { code: err.code } },
+        )
       );
     }
     throw err;

@@ -13,6 +13,7 @@ import {
   type SettingsSource,
 } from '../settings/index.js';
 import type { CrmFieldPaths, MappingSpec } from '../mapping/index.js';
+import type { TlsFiles } from './tls.js';
 import {
   checkConfig,
   configDefaults,
@@ -77,6 +78,8 @@ export interface CrmSourceConfig {
   dedupeWindow: number;
   /** Largest response body; a larger one is cut off while streaming (LimitExceededError). */
   maxResponseBytes: number;
+  /** HTTPS: a private CA, a client certificate (see tls.ts). */
+  tls?: TlsFiles;
 }
 
 /** Per-style defaults: a CRM shaped like one of these needs only `pagination`. */

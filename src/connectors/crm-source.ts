@@ -21,6 +21,7 @@ import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './
 import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
 import { gotBodyLimit } from './body-limit.js';
+import { ClientTls } from './tls.js';
 import {
   resolveCrmConfig,
   type CrmPaginationStyle,
@@ -73,6 +74,7 @@ export class CrmSource implements SourceConnector {
   readonly filters: SourceFilters;
   readonly mapper: RecordMapper;
   private readonly http: Got;
+  private readonly tls: ClientTls;
   private readonly origin: string;
   private readonly logger: Logger | undefined;
   private readonly keepReadings: boolean;
@@ -96,8 +98,10 @@ export class CrmSource implements SourceConnector {
         flagOf(CRM_SETTINGS, 'crmMapping'),
       ),
     });
+    this.tls = new ClientTls('crm', config.tls);
     this.http = got.extend({
       headers: { authorization: `Bearer ${config.token}`, accept: 'application/json' },
+      https: this.tls.got,
       responseType: 'json',
       timeout: { request: config.timeoutMs },
       handlers: [
@@ -304,6 +308,9 @@ export class CrmSource implements SourceConnector {
     const after = pagesDone > 0 ? ` after ${pagesDone} page(s) were fetched` : '';
     const details = { url: redact(url), page: pageNo, pagesFetched: pagesDone };
     const cause = new Error(redact(err instanceof Error ? err.message : String(err)));
+    // got has spent its retries by now.
+    const tlsError = this.tls.explain(err, url, true);
+    if (tlsError) return tlsError;
     if (err instanceof HTTPError) {
       const status = err.response.statusCode;
       const what = describeStatus(err.response);

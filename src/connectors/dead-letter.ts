@@ -10,6 +10,7 @@ import {
   type MessageSizeLimit,
 } from './kafka.js';
 import { silentLogger, type Logger } from '../log.js';
+import { assignPartitions, sendEvery } from './kafka-send.js';
 
 /**
  * The dead-letter topic. Every record that cannot be delivered goes here with headers saying where
@@ -160,6 +161,8 @@ export class DeadLetterProducer {
   private producer: Producer | undefined;
   /** The dead-letter topic's record-batch limit, looked up by connect(). */
   limit: MessageSizeLimit = { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
+  /** The dead-letter topic's partition count: messages are placed before sending so none can go missing. */
+  private partitions = 1;
 
   constructor(
     private readonly kafka: Kafka,
@@ -173,6 +176,12 @@ export class DeadLetterProducer {
     const admin = this.kafka.admin();
     try {
       await admin.connect();
+      this.partitions = await admin
+        .fetchTopicMetadata({ topics: [this.topic] })
+        .then((m) => Math.max(1, m.topics[0]?.partitions.length ?? 0))
+        // Not worth failing for: a missing topic fails the first send with its own message, and any
+        // partition of an existing one is a correct place for a letter.
+        .catch(() => 1);
       this.limit = await lookupMaxMessageBytes(admin, this.topic, this.logger);
     } catch (err) {
       throw toKafkaError(err, this.brokers, `looking up the dead-letter topic ${this.topic}`);
@@ -225,11 +234,15 @@ export class DeadLetterProducer {
   }
 
   private async sendRequest(messages: Message[]): Promise<void> {
-    try {
-      await this.producer!.send({ topic: this.topic, messages, acks: -1, timeout: 30_000 });
-    } catch (err) {
-      throw toKafkaError(err, this.brokers, `dead-lettering to ${this.topic}`);
-    }
+    await sendEvery(
+      this.producer!,
+      [{ topic: this.topic, messages: assignPartitions(messages, this.partitions) }],
+      {
+        brokers: this.brokers,
+        action: `dead-lettering to ${this.topic}`,
+        logger: this.logger,
+      },
+    );
   }
 
   async close(): Promise<void> {

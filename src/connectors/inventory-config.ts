@@ -5,6 +5,7 @@
 import { redact } from '../redact.js';
 import { INVENTORY_SETTINGS, resolveSettings, type SettingsSource } from '../settings/index.js';
 import type { InventoryFieldPaths, MappingSpec } from '../mapping/index.js';
+import type { TlsFiles } from './tls.js';
 import {
   checkConfig,
   configDefaults,
@@ -60,6 +61,8 @@ export interface InventorySourceConfig {
   dedupeWindow: number;
   /** Largest response body; a larger one is cut off while streaming (LimitExceededError). */
   maxResponseBytes: number;
+  /** HTTPS: a private CA, a client certificate (see tls.ts). */
+  tls?: TlsFiles;
 }
 
 export type InventorySourceInput = Partial<Omit<InventorySourceConfig, 'fields' | 'request'>> & {

@@ -18,6 +18,7 @@ import {
   SourcePermanentError,
   SourceTransientError,
   SyncError,
+  TlsError,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
@@ -31,6 +32,7 @@ import {
 } from './inventory-config.js';
 import { RetriesExhausted, classify, shorten, wsdlFailure } from './soap-faults.js';
 import { axiosBodyLimit, bodyTooLarge, isAxiosBodyLimit, type BodyLimit } from './body-limit.js';
+import { ClientTls } from './tls.js';
 import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
 import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 
@@ -62,7 +64,8 @@ export class InventorySource implements SourceConnector {
   private readonly random: () => number;
   private readonly keepReadings: boolean;
   private readonly httpAgent = new HttpAgent({ keepAlive: true });
-  private readonly httpsAgent = new HttpsAgent({ keepAlive: true });
+  private readonly httpsAgent: HttpsAgent;
+  private readonly tls: ClientTls;
   private client: soap.Client | undefined;
   private opening: Promise<soap.Client> | undefined;
   private readonly counters: InventorySourceStats = emptyRecordStats();
@@ -70,6 +73,9 @@ export class InventorySource implements SourceConnector {
   constructor(input: InventorySourceInput | InventorySourceConfig, options: InventorySourceOptions = {}) {
     this.config = resolveInventoryConfig(input);
     const { config } = this;
+    this.tls = new ClientTls('inventory', config.tls);
+    // The SOAP client speaks through axios, not got: the certificates go into its https agent.
+    this.httpsAgent = new HttpsAgent({ keepAlive: true, ...this.tls.agent });
     this.filters = { since: config.request.modifiedSince !== '', until: config.request.modifiedUntil !== '' };
     this.mapper = inventoryMapper(
       config.fields,
@@ -119,7 +125,7 @@ export class InventorySource implements SourceConnector {
    * Runs one call with bounded retries of transient failures. Returns the value, or throws the last
    * Failure (as `{failure, attempts}`) for the caller to phrase.
    */
-  private async withRetries<T>(what: string, call: () => Promise<T>): Promise<T> {
+  private async withRetries<T>(what: string, url: string, call: () => Promise<T>): Promise<T> {
     const attempts = this.config.retries + 1;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -127,6 +133,8 @@ export class InventorySource implements SourceConnector {
       } catch (err) {
         // Cut off for its size: the same call would bring the same body, so it is not retried.
         if (isAxiosBodyLimit(err)) throw bodyTooLarge(this.bodyLimit, `(${what})`);
+        const tlsError = err instanceof TlsError ? err : this.tls.explain(err, url, attempt >= attempts);
+        if (tlsError) throw tlsError;
         const failure = classify(err);
         failure.message = this.scrub(failure.message);
         const retryable = failure.kind === 'transient' || failure.kind === 'malformed';
@@ -166,7 +174,7 @@ export class InventorySource implements SourceConnector {
     const { createClientAsync, WSSecurity } = await import('soap');
     let client: soap.Client;
     try {
-      client = await this.withRetries('WSDL download', async () => {
+      client = await this.withRetries('WSDL download', config.wsdlUrl, async () => {
         try {
           return await createClientAsync(config.wsdlUrl, {
             // Each run reads the service's current contract; the in-process cache would pin a stale one.
@@ -192,7 +200,9 @@ export class InventorySource implements SourceConnector {
             ...(config.endpoint === '' ? {} : { endpoint: config.endpoint }),
           });
         } catch (err) {
-          throw isAxiosBodyLimit(err) ? err : wsdlFailure(err);
+          if (isAxiosBodyLimit(err)) throw err;
+          // Certificate failures first: wsdlFailure would call them a broken WSDL.
+          throw this.tls.explain(err, config.wsdlUrl, false) ?? wsdlFailure(err);
         }
       });
     } catch (err) {
@@ -262,7 +272,7 @@ export class InventorySource implements SourceConnector {
     if (typeof method !== 'function') {
       throw new SourcePermanentError(`the Inventory client has no operation ${config.operation}`);
     }
-    return this.withRetries(where, async () => {
+    return this.withRetries(where, config.endpoint || config.wsdlUrl, async () => {
       this.counters.requests++;
       const [result] = await method.call(client, args, {
         timeout: config.timeoutMs,

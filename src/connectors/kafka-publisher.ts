@@ -10,6 +10,7 @@ import {
   type MessageSizeLimit,
 } from './kafka.js';
 import { UsageError } from '../errors.js';
+import { sendEvery } from './kafka-send.js';
 import { silentLogger, type Logger } from '../log.js';
 
 /** Under the broker's default 1 MB message.max.bytes per request, with room for headers; lowered to fit a smaller topic limit. */
@@ -207,11 +208,11 @@ export class KafkaPublisher {
   }
 
   private async send(messages: Message[]): Promise<void> {
-    try {
-      await this.producer!.send({ topic: this.topic, messages, acks: -1, timeout: 30_000 });
-    } catch (err) {
-      throw toKafkaError(err, this.brokers, `publishing to ${this.topic}`);
-    }
+    await sendEvery(this.producer!, [{ topic: this.topic, messages }], {
+      brokers: this.brokers,
+      action: `publishing to ${this.topic}`,
+      logger: this.logger,
+    });
   }
 
   async close(): Promise<void> {

@@ -11,6 +11,7 @@ import {
 } from 'kafkajs';
 import { BrokerUnreachableError, KafkaError, SyncError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
+import { securityFailure, tlsWatchingSocketFactory, type KafkaSecurity } from './kafka-security.js';
 
 import { GLOBAL_SETTINGS } from '../settings/index.js';
 
@@ -20,6 +21,8 @@ export interface KafkaOptions {
   logger?: Logger;
   /** Upper bound on how long connecting may take before the broker counts as unreachable. */
   connectTimeoutMs?: number;
+  /** TLS and SASL options from the --kafka-* settings (see kafka-security.ts); none is PLAINTEXT. */
+  security?: KafkaSecurity;
 }
 
 export function parseBrokers(value: string | string[]): string[] {
@@ -55,6 +58,11 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = GLOBAL_SETTINGS.connectTimeout.default
 const UNREACHABLE_HINT =
   'check --brokers / SYNCCTL_BROKERS (and --connect-timeout), or start a local one with `syncctl sandbox up`';
 
+/** A listener spoken to in the wrong protocol (TLS to PLAINTEXT or the reverse) looks unreachable: say which one was used. */
+function unreachableHint(security: KafkaSecurity | undefined): string {
+  return `${UNREACHABLE_HINT}; the listener must speak ${security?.protocol ?? 'PLAINTEXT'} (--kafka-security-protocol)`;
+}
+
 interface Connectable {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
@@ -76,7 +84,8 @@ const CONNECT_FAILURES = new Set([
  * answers (a wrong port, a proxy, a half-dead broker) held a command for ~30 s and then surfaced as
  * "Broker not connected" with no address. Any failure to connect is reported as unreachable.
  */
-function boundConnect<T extends Connectable>(client: T, brokers: string[], timeoutMs: number): T {
+function boundConnect<T extends Connectable>(client: T, brokers: string[], guard: ConnectGuard): T {
+  const { timeoutMs } = guard;
   const connect = client.connect.bind(client);
   const disconnect = client.disconnect.bind(client);
   let abandoned = false;
@@ -92,26 +101,28 @@ function boundConnect<T extends Connectable>(client: T, brokers: string[], timeo
           reject(
             new BrokerUnreachableError(
               `cannot reach Kafka at ${brokers.join(',')}: no answer within ${timeoutMs} ms`,
-              { hint: UNREACHABLE_HINT },
+              { hint: unreachableHint(guard.security) },
             ),
           ),
         timeoutMs,
       );
     });
     try {
-      await Promise.race([connect(), deadline]);
+      await Promise.race([connect(), deadline, guard.tlsFailure]);
     } catch (err) {
       // Stop kafkajs's own retries and sockets in the background.
       abandoned = true;
       void disconnect().catch(() => {});
       if (err instanceof SyncError) throw err;
+      const insecure = securityFailure(err, brokers, guard.security);
+      if (insecure) throw insecure;
       const root = rootCause(err) as Error | undefined;
       const names = [(err as Error | undefined)?.name, root?.name];
       const message = root?.message ?? String(err);
       if (names.some((n) => n !== undefined && CONNECT_FAILURES.has(n)) || /not connected/i.test(message)) {
         throw new BrokerUnreachableError(`cannot reach Kafka at ${brokers.join(',')}: ${message}`, {
           cause: err,
-          hint: UNREACHABLE_HINT,
+          hint: unreachableHint(guard.security),
         });
       }
       throw toKafkaError(err, brokers, 'connecting');
@@ -122,32 +133,45 @@ function boundConnect<T extends Connectable>(client: T, brokers: string[], timeo
   return client;
 }
 
+/** What bounds a client's connect: the timeout, and a TLS failure seen on any of its sockets. */
+interface ConnectGuard {
+  timeoutMs: number;
+  /** Rejects with the first TLS failure; never resolves. */
+  tlsFailure: Promise<never>;
+  security: KafkaSecurity | undefined;
+}
+
 /** A Kafka client whose admin, producer and consumer connect within the connect timeout or fail as unreachable. */
 class BoundedKafka extends Kafka {
   constructor(
     config: KafkaConfig,
     private readonly brokerList: string[],
-    private readonly connectTimeoutMs: number,
+    private readonly guard: ConnectGuard,
   ) {
     super(config);
   }
 
   override admin(...args: Parameters<Kafka['admin']>): Admin {
-    return boundConnect(super.admin(...args), this.brokerList, this.connectTimeoutMs);
+    return boundConnect(super.admin(...args), this.brokerList, this.guard);
   }
 
   override producer(...args: Parameters<Kafka['producer']>): Producer {
-    return boundConnect(super.producer(...args), this.brokerList, this.connectTimeoutMs);
+    return boundConnect(super.producer(...args), this.brokerList, this.guard);
   }
 
   override consumer(...args: Parameters<Kafka['consumer']>): Consumer {
-    return boundConnect(super.consumer(...args), this.brokerList, this.connectTimeoutMs);
+    return boundConnect(super.consumer(...args), this.brokerList, this.guard);
   }
 }
 
 export function createKafka(options: KafkaOptions): Kafka {
   const logger = options.logger ?? silentLogger;
   const connectTimeout = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const { security } = options;
+  let failTls: (err: Error) => void = () => {};
+  const tlsFailure = new Promise<never>((_, reject) => (failTls = reject));
+  // Unobserved until a connect races it; a certificate does not change, so later connects fail too.
+  tlsFailure.catch(() => {});
   const config: KafkaConfig = {
     clientId: options.clientId ?? 'syncctl',
     brokers: options.brokers,
@@ -158,8 +182,11 @@ export function createKafka(options: KafkaOptions): Kafka {
     logCreator: logCreator(logger),
     // Bounded: an unreachable broker must fail in seconds, not minutes.
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
+    ...(security?.ssl ? { ssl: security.ssl } : {}),
+    ...(security?.sasl ? { sasl: security.sasl } : {}),
+    socketFactory: tlsWatchingSocketFactory((err) => failTls(err)),
   };
-  return new BoundedKafka(config, options.brokers, connectTimeout);
+  return new BoundedKafka(config, options.brokers, { timeoutMs: connectTimeout, tlsFailure, security });
 }
 
 export function createProducer(kafka: Kafka, options: { idempotent?: boolean } = {}): Producer {
@@ -194,6 +221,8 @@ function rootCause(err: unknown): unknown {
 /** Turns a kafkajs error into a SyncError that says what happened in operator terms. */
 export function toKafkaError(err: unknown, brokers: string[], action: string): SyncError {
   if (err instanceof SyncError) return err;
+  const insecure = securityFailure(err, brokers);
+  if (insecure) return insecure;
   const root = rootCause(err) as Error | undefined;
   const name = (err as Error | undefined)?.name ?? '';
   const rootName = root?.name ?? '';

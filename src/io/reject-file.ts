@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { OWNER_ONLY_FILE } from '../paths.js';
 import { Serial } from './serial.js';
 
 /** What every reject line carries; writers add their own context (line number, source window, …). */
@@ -53,7 +54,8 @@ export class RejectFile<R extends Reject = Reject> {
     if (rejects.length === 0) return Promise.resolve();
     return this.serial.run(async () => {
       try {
-        this.handle ??= await open(this.path, this.options.append ? 'a' : 'w');
+        // Rejects hold whole source records (customer data): owner-only when this creates the file.
+        this.handle ??= await open(this.path, this.options.append ? 'a' : 'w', OWNER_ONLY_FILE);
         const lines = rejects.map((r) => JSON.stringify({ ...r, raw: clip(r.raw) })).join('\n');
         await this.handle.write(`${lines}\n`);
         if (this.options.durable) await this.handle.datasync();

@@ -1,8 +1,10 @@
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { SandboxError } from '../errors.js';
+import { createKafka, parseBrokers, withAdmin } from '../connectors/kafka.js';
 import { flagOf, GLOBAL_SETTINGS } from '../settings/index.js';
 import { defaultCacheDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
 
@@ -93,6 +95,28 @@ export interface BrokerHandle {
   logFile: string;
 }
 
+/** One KRaft node of a cluster: where it listens and keeps its files, enough to start it again. */
+export interface KafkaNode {
+  id: number;
+  pid: number;
+  port: number;
+  controllerPort: number;
+  /** Its config, data and logs; the sandbox directory itself for a single broker. */
+  dir: string;
+  logFile: string;
+}
+
+export interface ClusterHandle {
+  /** Every node's address, comma-separated: what clients bootstrap from. */
+  brokers: string;
+  nodes: KafkaNode[];
+  /** What topics created here default to: one copy per broker. */
+  replicationFactor: number;
+  minInsyncReplicas: number;
+}
+
+export const MAX_CLUSTER_BROKERS = 5;
+
 const LOG4J = `status = warn
 appender.file.type = File
 appender.file.name = FILE
@@ -105,29 +129,257 @@ logger.kafka.name = kafka.server.KafkaRaftServer
 logger.kafka.level = INFO
 `;
 
-function serverProperties(port: number, controllerPort: number, logDir: string): string {
-  return [
+/** Two copies must acknowledge a write once there are three: one broker may die without losing a record. */
+export function minInsyncReplicasFor(brokers: number): number {
+  return brokers >= 3 ? 2 : 1;
+}
+
+interface NodeConfig {
+  id: number;
+  port: number;
+  controllerPort: number;
+  logDir: string;
+  /** Every node's id and controller port (one entry for a single broker). */
+  voters: { id: number; controllerPort: number }[];
+}
+
+function serverProperties(node: NodeConfig): string {
+  const size = node.voters.length;
+  // A single broker keeps the dynamic quorum it has always had (formatted --standalone); a cluster
+  // names its voters statically, so every node is formatted alike without a running controller.
+  const quorum =
+    size === 1
+      ? `controller.quorum.bootstrap.servers=127.0.0.1:${node.controllerPort}`
+      : `controller.quorum.voters=${node.voters.map((v) => `${v.id}@127.0.0.1:${v.controllerPort}`).join(',')}`;
+  const internalMinIsr = Math.min(2, size);
+  const lines = [
     'process.roles=broker,controller',
-    'node.id=1',
-    `controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
+    `node.id=${node.id}`,
+    quorum,
+    `listeners=PLAINTEXT://127.0.0.1:${node.port},CONTROLLER://127.0.0.1:${node.controllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${node.port}`,
     'controller.listener.names=CONTROLLER',
     'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
     'inter.broker.listener.name=PLAINTEXT',
-    `log.dirs=${logDir}`,
+    `log.dirs=${node.logDir}`,
     'num.partitions=1',
-    'offsets.topic.replication.factor=1',
+    `default.replication.factor=${size}`,
+    `min.insync.replicas=${minInsyncReplicasFor(size)}`,
+    `offsets.topic.replication.factor=${size}`,
     'offsets.topic.num.partitions=4',
-    'transaction.state.log.replication.factor=1',
-    'transaction.state.log.min.isr=1',
-    'share.coordinator.state.topic.replication.factor=1',
-    'share.coordinator.state.topic.min.isr=1',
+    `transaction.state.log.replication.factor=${size}`,
+    `transaction.state.log.min.isr=${internalMinIsr}`,
+    `share.coordinator.state.topic.replication.factor=${size}`,
+    `share.coordinator.state.topic.min.isr=${internalMinIsr}`,
     'group.initial.rebalance.delay.ms=0',
     'auto.create.topics.enable=false',
     'log.segment.bytes=67108864',
-    '',
-  ].join('\n');
+  ];
+  if (size > 1) {
+    // A killed broker is fenced (and its partitions get new leaders) after 3 s instead of 9 s, inside
+    // the clients' retry budget, so a publish rides out the failover instead of failing.
+    lines.push('broker.heartbeat.interval.ms=500', 'broker.session.timeout.ms=3000');
+  }
+  return [...lines, ''].join('\n');
+}
+
+/** A Kafka cluster id (Uuid.randomUuid's form) without starting a JVM to ask for one. */
+function randomClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    // Kafka refuses ids that start with '-' (they read as options on a command line).
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+function runJava(args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('java', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('error', (err) => resolve({ code: -1, output: err.message }));
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+function nodeFiles(dir: string) {
+  return {
+    props: join(dir, 'server.properties'),
+    log4j: join(dir, 'log4j2.properties'),
+    logFile: join(dir, 'kafka.log'),
+    stdout: join(dir, 'kafka.stdout'),
+    dataDir: join(dir, 'kafka-data'),
+  };
+}
+
+function jvmLogArgs(dir: string): string[] {
+  const files = nodeFiles(dir);
+  return [`-Dlog4j2.configurationFile=${files.log4j}`, `-Dkafka.logs.file=${files.logFile}`];
+}
+
+/** Writes a node's config and, on first use, formats its storage for the cluster. */
+async function prepareNode(
+  dir: string,
+  node: NodeConfig,
+  clusterId: string,
+  options: Pick<StartClusterOptions, 'extraProperties' | 'formatArgs'>,
+): Promise<void> {
+  const files = nodeFiles(dir);
+  ensureDir(files.dataDir, 'the Kafka data directory');
+  const extra = options.extraProperties?.({ port: node.port, controllerPort: node.controllerPort }) ?? [];
+  writeFileSync(files.props, serverProperties(node) + extra.map((l) => `${l}\n`).join(''));
+  writeFileSync(files.log4j, LOG4J);
+  if (existsSync(join(files.dataDir, 'meta.properties'))) return;
+  const standalone = node.voters.length === 1 ? ['--standalone'] : [];
+  const format = await runJava([
+    ...jvmLogArgs(dir),
+    '-cp',
+    classpath(),
+    'kafka.tools.StorageTool',
+    'format',
+    ...standalone,
+    '-t',
+    clusterId,
+    '-c',
+    files.props,
+    ...(options.formatArgs ?? []),
+  ]);
+  if (format.code !== 0) throw new SandboxError(`formatting Kafka storage failed: ${format.output}`.trim());
+}
+
+/** Starts (or starts again) one node as a detached JVM that outlives this process. */
+export function spawnNode(dir: string, heap = '512m'): number {
+  const files = nodeFiles(dir);
+  const out = openSync(files.stdout, 'a');
+  const child = spawn(
+    'java',
+    [
+      `-Xmx${heap}`,
+      '-XX:+UseSerialGC',
+      '-XX:TieredStopAtLevel=1',
+      '-Djava.awt.headless=true',
+      ...jvmLogArgs(dir),
+      '-cp',
+      classpath(),
+      'kafka.Kafka',
+      files.props,
+    ],
+    { detached: true, stdio: ['ignore', out, out] },
+  );
+  closeSync(out);
+  child.unref();
+  if (child.pid === undefined) throw new SandboxError('could not start java: is Java 17+ installed?');
+  return child.pid;
+}
+
+/** Resolves once the node's client port answers; fails as soon as its JVM is gone. */
+export async function waitForNode(node: KafkaNode, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    if (!isAlive(node.pid)) {
+      throw new SandboxError(`Kafka broker ${node.id} exited during start-up; see ${node.logFile}`, {
+        details: { log: tail(nodeFiles(node.dir).stdout) },
+      });
+    }
+    if (await tcpAnswers('127.0.0.1', node.port)) return;
+    await sleep(200);
+  }
+  throw new SandboxError(
+    `Kafka broker ${node.id} did not answer on 127.0.0.1:${node.port} in time; see ${node.logFile}`,
+  );
+}
+
+export interface StartClusterOptions {
+  /** A directory of its own: a single broker keeps its files here, a cluster one kafka-<id> per node. */
+  dir: string;
+  /** Brokers (each also a KRaft controller), 1 to MAX_CLUSTER_BROKERS. */
+  brokers?: number;
+  /** The first broker's port; the others take free ones. */
+  port?: number;
+  heap?: string;
+  readyTimeoutMs?: number;
+  /** Lines appended to each node's server.properties (a later key wins): extra listeners, e.g. secure-kafka.ts. */
+  extraProperties?: (ports: { port: number; controllerPort: number }) => string[];
+  /** Extra arguments of `StorageTool format`, e.g. `--add-scram` users. */
+  formatArgs?: string[];
+}
+
+/** Where node `id` of a cluster of `size` keeps its files. */
+export function nodeDir(dir: string, id: number, size: number): string {
+  return size === 1 ? dir : join(dir, `kafka-${id}`);
+}
+
+/**
+ * Starts a KRaft cluster of combined broker+controller nodes on 127.0.0.1, all formatted with one
+ * cluster id and voting in one controller quorum. Resolves once every node answers (and, for more
+ * than one, once every broker has registered with the quorum, so topics with one copy per broker
+ * can be created at once); `stopProcess` on each node's pid ends it.
+ */
+export async function startCluster(options: StartClusterOptions): Promise<ClusterHandle> {
+  const size = options.brokers ?? 1;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_CLUSTER_BROKERS)
+    throw new SandboxError(`a sandbox cluster has 1 to ${MAX_CLUSTER_BROKERS} brokers, not ${size}`);
+  installKafka((line) => process.stderr.write(`syncctl: ${line}\n`));
+  const ports: { id: number; port: number; controllerPort: number }[] = [];
+  for (let id = 1; id <= size; id++) {
+    const port = id === 1 && options.port !== undefined ? options.port : await freePort();
+    ports.push({ id, port, controllerPort: await freePort() });
+  }
+  const voters = ports.map(({ id, controllerPort }) => ({ id, controllerPort }));
+  const clusterId = randomClusterId();
+  // Formatting starts a JVM per node: side by side, so three brokers cost about what one does.
+  await Promise.all(
+    ports.map((p) => {
+      const dir = nodeDir(options.dir, p.id, size);
+      return prepareNode(dir, { ...p, logDir: nodeFiles(dir).dataDir, voters }, clusterId, options);
+    }),
+  );
+  const nodes: KafkaNode[] = [];
+  const handle: ClusterHandle = {
+    brokers: ports.map((p) => `127.0.0.1:${p.port}`).join(','),
+    nodes,
+    replicationFactor: size,
+    minInsyncReplicas: minInsyncReplicasFor(size),
+  };
+  try {
+    for (const p of ports) {
+      const dir = nodeDir(options.dir, p.id, size);
+      nodes.push({ ...p, dir, logFile: nodeFiles(dir).logFile, pid: spawnNode(dir, options.heap) });
+    }
+    const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000 * size);
+    await Promise.all(nodes.map((node) => waitForNode(node, deadline)));
+    if (size > 1) await waitForRegistration(handle, deadline);
+  } catch (err) {
+    await Promise.all(nodes.map((node) => stopProcess(node.pid)));
+    throw err;
+  }
+  return handle;
+}
+
+/**
+ * A listening port is not yet a member of the cluster: a broker counts once the controller quorum
+ * has registered and unfenced it, which is what placing a replica on it needs.
+ */
+export async function waitForRegistration(cluster: ClusterHandle, deadline: number): Promise<void> {
+  const brokers = parseBrokers(cluster.brokers);
+  const kafka = createKafka({ brokers, clientId: 'syncctl-sandbox' });
+  let registered = 0;
+  while (Date.now() < deadline) {
+    try {
+      registered = await withAdmin(
+        kafka,
+        brokers,
+        async (admin) => (await admin.describeCluster()).brokers.length,
+      );
+      if (registered >= cluster.nodes.length) return;
+    } catch {
+      // A quorum still electing its leader answers with errors for a moment.
+    }
+    await sleep(250);
+  }
+  throw new SandboxError(
+    `only ${registered} of ${cluster.nodes.length} Kafka brokers joined the cluster in time; see ${cluster.nodes.map((n) => n.logFile).join(', ')}`,
+  );
 }
 
 export interface StartBrokerOptions {
@@ -136,6 +388,10 @@ export interface StartBrokerOptions {
   port?: number;
   heap?: string;
   readyTimeoutMs?: number;
+  /** Lines appended to server.properties (a later key wins): extra listeners, e.g. secure-kafka.ts. */
+  extraProperties?: (ports: { port: number; controllerPort: number }) => string[];
+  /** Extra arguments of `StorageTool format`, e.g. `--add-scram` users. */
+  formatArgs?: string[];
 }
 
 /**
@@ -143,80 +399,16 @@ export interface StartBrokerOptions {
  * (the sandbox's `up` returns while the broker keeps running); `stopBroker` ends it.
  */
 export async function startBroker(options: StartBrokerOptions): Promise<BrokerHandle> {
-  installKafka((line) => process.stderr.write(`syncctl: ${line}\n`));
-  const port = options.port ?? (await freePort());
-  const controllerPort = await freePort();
-  const dataDir = join(options.dir, 'kafka-data');
-  ensureDir(dataDir, 'the Kafka data directory');
-  const propsFile = join(options.dir, 'server.properties');
-  const log4jFile = join(options.dir, 'log4j2.properties');
-  const logFile = join(options.dir, 'kafka.log');
-  writeFileSync(propsFile, serverProperties(port, controllerPort, dataDir));
-  writeFileSync(log4jFile, LOG4J);
-  const jvmLog = [`-Dlog4j2.configurationFile=${log4jFile}`, `-Dkafka.logs.file=${logFile}`];
-
-  if (!existsSync(join(dataDir, 'meta.properties'))) {
-    const clusterId = spawnSync('java', ['-cp', classpath(), 'kafka.tools.StorageTool', 'random-uuid'], {
-      encoding: 'utf8',
-    })
-      .stdout.trim()
-      .split('\n')
-      .pop();
-    const format = spawnSync(
-      'java',
-      [
-        ...jvmLog,
-        '-cp',
-        classpath(),
-        'kafka.tools.StorageTool',
-        'format',
-        '--standalone',
-        '-t',
-        clusterId ?? '',
-        '-c',
-        propsFile,
-      ],
-      { encoding: 'utf8' },
-    );
-    if (format.status !== 0) {
-      throw new SandboxError(`formatting Kafka storage failed: ${format.stderr || format.stdout}`.trim());
-    }
-  }
-
-  const out = openSync(join(options.dir, 'kafka.stdout'), 'a');
-  const child = spawn(
-    'java',
-    [
-      `-Xmx${options.heap ?? '512m'}`,
-      '-XX:+UseSerialGC',
-      '-XX:TieredStopAtLevel=1',
-      '-Djava.awt.headless=true',
-      ...jvmLog,
-      '-cp',
-      classpath(),
-      'kafka.Kafka',
-      propsFile,
-    ],
-    { detached: true, stdio: ['ignore', out, out] },
-  );
-  closeSync(out);
-  child.unref();
-  const pid = child.pid;
-  if (pid === undefined) throw new SandboxError('could not start java: is Java 17+ installed?');
-  const handle: BrokerHandle = { pid, brokers: `127.0.0.1:${port}`, port, controllerPort, dataDir, logFile };
-
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-  while (Date.now() < deadline) {
-    if (!isAlive(pid)) {
-      throw new SandboxError(`the Kafka broker exited during start-up; see ${logFile}`, {
-        details: { log: tail(join(options.dir, 'kafka.stdout')) },
-      });
-    }
-    if (await tcpAnswers('127.0.0.1', port)) return handle;
-    await sleep(200);
-  }
-  await stopBroker(pid);
-  throw new SandboxError(`the Kafka broker did not answer on ${handle.brokers} in time; see ${logFile}`);
+  const cluster = await startCluster({ ...options, brokers: 1 });
+  const node = cluster.nodes[0]!;
+  return {
+    pid: node.pid,
+    brokers: cluster.brokers,
+    port: node.port,
+    controllerPort: node.controllerPort,
+    dataDir: nodeFiles(node.dir).dataDir,
+    logFile: node.logFile,
+  };
 }
 
 function tail(file: string): string {

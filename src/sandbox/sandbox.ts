@@ -3,7 +3,9 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, wri
 import { dirname, join } from 'node:path';
 import { SandboxError, UsageError } from '../errors.js';
 import { defaultStateDir, ensureDir, PACKAGE_ROOT } from '../paths.js';
-import { isAlive, startBroker, stopProcess, tcpAnswers } from './kafka-broker.js';
+import { envOf, TOPICS_ENSURE_SETTINGS } from '../settings/index.js';
+import { isAlive, startCluster, stopProcess, tcpAnswers } from './kafka-broker.js';
+import { secureKafkaEnv, startSecureBroker, type SecureKafka } from './secure-kafka.js';
 
 /**
  * A fixture system the sandbox runs next to Kafka. `args` are passed to dist/fixtures/serve.js,
@@ -60,9 +62,28 @@ export interface ServiceState {
   env: Record<string, string>;
 }
 
+/** One broker of the sandbox's cluster. */
+export interface SandboxNode {
+  id: number;
+  pid: number;
+  /** host:port clients reach it at. */
+  broker: string;
+}
+
 export interface SandboxState {
   dir: string;
-  kafka: { pid: number; brokers: string };
+  /**
+   * `pid` is the first broker's (all a sandbox made before clusters existed has); `nodes`, when
+   * present, lists every broker, and `brokers` every address.
+   */
+  kafka: {
+    pid: number;
+    brokers: string;
+    nodes?: SandboxNode[];
+    replicationFactor?: number;
+    minInsyncReplicas?: number;
+    secure?: SecureKafka;
+  };
   services: Record<string, ServiceState>;
   startedAt: string;
 }
@@ -70,7 +91,14 @@ export interface SandboxState {
 export interface SandboxStatus {
   dir: string;
   running: boolean;
-  kafka: { brokers: string; pid: number; alive: boolean } | null;
+  kafka: {
+    brokers: string;
+    pid: number;
+    alive: boolean;
+    replicationFactor: number;
+    minInsyncReplicas: number;
+    nodes: (SandboxNode & { alive: boolean })[];
+  } | null;
   services: Record<string, { url: string; pid: number; alive: boolean }>;
 }
 
@@ -80,6 +108,11 @@ export function defaultSandboxDir(): string {
 
 function stateFile(dir: string): string {
   return join(dir, 'sandbox.json');
+}
+
+/** Every broker of a sandbox, also of one written before clusters existed (a single `kafka.pid`). */
+export function sandboxNodes(state: SandboxState): SandboxNode[] {
+  return state.kafka.nodes ?? [{ id: 1, pid: state.kafka.pid, broker: state.kafka.brokers }];
 }
 
 export function readSandbox(dir = defaultSandboxDir()): SandboxState | undefined {
@@ -127,7 +160,7 @@ export interface SandboxUpResult {
 const MARKER = '.syncctl-sandbox';
 /** What a sandbox writes (sandboxes made before the marker existed have only these). */
 const SANDBOX_FILE =
-  /^(sandbox\.json|kafka-data|server\.properties|log4j2\.properties|kafka\.(log|stdout)|[\w-]+\.out)$/;
+  /^(sandbox\.json|kafka-data|kafka-\d+|server\.properties|log4j2\.properties|kafka\.(log|stdout)|[\w-]+\.out)$/;
 
 /**
  * A fresh start empties the directory; one that holds anything but an earlier sandbox (`--dir .`,
@@ -152,14 +185,29 @@ function refuseForeignDir(dir: string): void {
 /** Starts Kafka and the fixture systems in the background; a running sandbox is reused as is. */
 export async function sandboxUp(
   dir = defaultSandboxDir(),
-  options: { port?: number } = {},
+  options: { port?: number; brokers?: number; secure?: boolean } = {},
 ): Promise<SandboxUpResult> {
+  const brokers = options.brokers ?? 1;
+  if (options.secure && brokers > 1)
+    throw new UsageError('sandbox up --secure runs a single broker; leave out --brokers or --secure');
   const existing = readSandbox(dir);
-  if (existing && isAlive(existing.kafka.pid)) {
-    const [host, port] = existing.kafka.brokers.split(':');
+  const nodes = existing ? sandboxNodes(existing) : [];
+  // A running sandbox of another size is replaced: `up --brokers 3` must give three brokers.
+  if (
+    existing &&
+    nodes.length === brokers &&
+    nodes.every((n) => isAlive(n.pid)) &&
+    Boolean(existing.kafka.secure) === Boolean(options.secure)
+  ) {
     const servicesAlive = Object.values(existing.services).every((s) => isAlive(s.pid));
     const wanted = SANDBOX_SERVICES.every((s) => existing.services[s.name] !== undefined);
-    if (servicesAlive && wanted && (await tcpAnswers(host ?? '127.0.0.1', Number(port)))) {
+    const answers = await Promise.all(
+      nodes.map((n) => {
+        const [host, port] = n.broker.split(':');
+        return tcpAnswers(host ?? '127.0.0.1', Number(port));
+      }),
+    );
+    if (servicesAlive && wanted && answers.every(Boolean)) {
       return { state: existing, alreadyRunning: true };
     }
   }
@@ -171,10 +219,24 @@ export async function sandboxUp(
   rmSync(dir, { recursive: true, force: true });
   ensureDir(dir, purpose);
   writeFileSync(join(dir, MARKER), 'A syncctl sandbox: `syncctl sandbox up` empties this directory.\n');
-  const broker = await startBroker({ dir, ...(options.port !== undefined ? { port: options.port } : {}) });
+  const port = options.port !== undefined ? { port: options.port } : {};
+  let kafka: SandboxState['kafka'];
+  if (options.secure) {
+    const broker = await startSecureBroker({ dir, ...port });
+    kafka = { pid: broker.pid, brokers: broker.brokers, secure: broker.secure };
+  } else {
+    const cluster = await startCluster({ dir, brokers, ...port });
+    kafka = {
+      pid: cluster.nodes[0]!.pid,
+      brokers: cluster.brokers,
+      nodes: cluster.nodes.map((n) => ({ id: n.id, pid: n.pid, broker: `127.0.0.1:${n.port}` })),
+      replicationFactor: cluster.replicationFactor,
+      minInsyncReplicas: cluster.minInsyncReplicas,
+    };
+  }
   const state: SandboxState = {
     dir,
-    kafka: { pid: broker.pid, brokers: broker.brokers },
+    kafka,
     services: {},
     startedAt: new Date().toISOString(),
   };
@@ -194,7 +256,8 @@ export async function sandboxUp(
 export function sandboxStatus(dir = defaultSandboxDir()): SandboxStatus {
   const state = readSandbox(dir);
   if (!state) return { dir, running: false, kafka: null, services: {} };
-  const kafkaAlive = isAlive(state.kafka.pid);
+  const nodes = sandboxNodes(state).map((n) => ({ ...n, alive: isAlive(n.pid) }));
+  const kafkaAlive = nodes.every((n) => n.alive);
   const services: SandboxStatus['services'] = {};
   for (const [name, s] of Object.entries(state.services)) {
     services[name] = { url: s.url, pid: s.pid, alive: isAlive(s.pid) };
@@ -202,7 +265,14 @@ export function sandboxStatus(dir = defaultSandboxDir()): SandboxStatus {
   return {
     dir,
     running: kafkaAlive && Object.values(services).every((s) => s.alive),
-    kafka: { brokers: state.kafka.brokers, pid: state.kafka.pid, alive: kafkaAlive },
+    kafka: {
+      brokers: state.kafka.brokers,
+      pid: state.kafka.pid,
+      alive: kafkaAlive,
+      replicationFactor: state.kafka.replicationFactor ?? 1,
+      minInsyncReplicas: state.kafka.minInsyncReplicas ?? 1,
+      nodes,
+    },
     services,
   };
 }
@@ -210,10 +280,13 @@ export function sandboxStatus(dir = defaultSandboxDir()): SandboxStatus {
 /** The `export SYNCCTL_…=…` lines that point every command at the running sandbox. */
 export function sandboxEnv(dir = defaultSandboxDir()): Record<string, string> {
   const state = readSandbox(dir);
-  if (!state || !isAlive(state.kafka.pid)) {
+  if (!state || !sandboxNodes(state).some((n) => isAlive(n.pid))) {
     throw new SandboxError('no sandbox is running', { hint: 'start one with `syncctl sandbox up`' });
   }
-  const env: Record<string, string> = { SYNCCTL_BROKERS: state.kafka.brokers };
+  const env: Record<string, string> = { SYNCCTL_BROKERS: state.kafka.brokers, ...secureKafkaEnv(dir) };
+  const replication = state.kafka.replicationFactor ?? 1;
+  // `topics ensure` then makes one copy per broker; a single broker keeps the default (1).
+  if (replication > 1) env[envOf(TOPICS_ENSURE_SETTINGS, 'replicationFactor')] = String(replication);
   for (const service of Object.values(state.services)) Object.assign(env, service.env);
   return env;
 }
@@ -233,10 +306,9 @@ export async function sandboxDown(dir = defaultSandboxDir()): Promise<SandboxDow
       stopped.push(name);
     }
   }
-  if (isAlive(state.kafka.pid)) {
-    await stopProcess(state.kafka.pid);
-    stopped.push('kafka');
-  }
+  const running = sandboxNodes(state).filter((n) => isAlive(n.pid));
+  await Promise.all(running.map((n) => stopProcess(n.pid)));
+  if (running.length > 0) stopped.push('kafka');
   rmSync(stateFile(dir), { force: true });
   return { dir, stopped };
 }

@@ -83,6 +83,11 @@ export function flagOf<G extends SettingGroup>(group: G, key: keyof G & string):
   return flagName(defined(group, key));
 }
 
+/** A setting's SYNCCTL_* variable, e.g. for export lines; checked against its group like flagOf. */
+export function envOf<G extends SettingGroup>(group: G, key: keyof G & string): string {
+  return envName(defined(group, key));
+}
+
 /** "--crm-token / SYNCCTL_CRM_TOKEN" for hints; several settings are joined with ", ". */
 export function flagsAndEnv<G extends SettingGroup>(group: G, ...keys: (keyof G & string)[]): string {
   return keys.map((key) => `${flagName(defined(group, key))} / ${envName(key)}`).join(', ');

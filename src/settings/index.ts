@@ -9,3 +9,4 @@ export * from './stages.js';
 export * from './export-csv.js';
 export * from './probe.js';
 export * from './presets.js';
+export * from './kafka.js';

@@ -1,7 +1,8 @@
 import Conf from 'conf';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
+import { ensureDir, OWNER_ONLY_DIR, OWNER_ONLY_FILE } from '../paths.js';
 import { checkProfileValues } from './registry.js';
 
 /** Everything a profile may hold; each key is also a flag and a SYNCCTL_<KEY> variable. */
@@ -16,11 +17,17 @@ export interface SettingsSource {
 }
 
 export function openProfileStore(cwd?: string): Conf<Record<string, ProfileValues>> {
+  // conf would create the directory with the umask's mode (usually world-readable); it holds tokens.
+  ensureDir(
+    cwd ?? dirname(profilesPath({ ...process.env, SYNCCTL_CONFIG_DIR: undefined })),
+    'the syncctl profiles',
+    OWNER_ONLY_DIR,
+  );
   return new Conf<Record<string, ProfileValues>>({
     projectName: 'syncctl',
     projectSuffix: '',
     configName: 'profiles',
-    configFileMode: 0o600,
+    configFileMode: OWNER_ONLY_FILE,
     ...(cwd ? { cwd } : {}),
   });
 }

@@ -23,6 +23,7 @@ import {
 import { EXPORT_CSV_SETTINGS } from './export-csv.js';
 import { PROBE_SETTINGS } from './probe.js';
 import { LIMIT_SETTINGS } from './limits.js';
+import { KAFKA_SETTINGS } from './kafka.js';
 
 const GROUPS: readonly SettingGroup[] = [
   GLOBAL_SETTINGS,
@@ -42,6 +43,7 @@ const GROUPS: readonly SettingGroup[] = [
   STATUS_SETTINGS,
   PROBE_SETTINGS,
   LIMIT_SETTINGS,
+  KAFKA_SETTINGS,
 ];
 
 /** The parts of a definition a stored value is checked against; commands sharing a key must agree on them. */

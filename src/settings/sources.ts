@@ -1,6 +1,49 @@
-import { defineSettings } from './define.js';
+import { defineSettings, flagName } from './define.js';
 import { CRM_PRESET_NAMES } from './presets.js';
 import { responseLimit } from './limits.js';
+
+/**
+ * The HTTPS settings every HTTP system has, named after it (crmCaFile, inventoryCaFile, …): one
+ * definition, so the three systems cannot drift apart. src/connectors/tls.ts loads them.
+ */
+function tlsSettings<const P extends string>(prefix: P, system: string) {
+  const defs = {
+    CaFile: {
+      type: 'string',
+      arg: '<file>',
+      description: `PEM file of CA certificate(s) trusted for ${system} besides Node's own list (a private CA)`,
+      field: 'tls.caFile',
+    },
+    CaOnly: {
+      type: 'boolean',
+      default: false,
+      description: `trust only ${flagName(`${prefix}CaFile`)} for ${system}, not Node's own list (pinning a private CA)`,
+      field: 'tls.caOnly',
+    },
+    CertFile: {
+      type: 'string',
+      arg: '<file>',
+      description: `PEM client certificate (chain) shown to ${system} when it asks for one (mutual TLS)`,
+      field: 'tls.certFile',
+    },
+    KeyFile: {
+      type: 'string',
+      arg: '<file>',
+      description: `PEM private key of ${flagName(`${prefix}CertFile`)}`,
+      field: 'tls.keyFile',
+    },
+    KeyPassphrase: {
+      type: 'string',
+      arg: '<secret>',
+      secret: true,
+      description: `passphrase of an encrypted ${flagName(`${prefix}KeyFile`)} (prefer the variable: flags show up in ps)`,
+      field: 'tls.keyPassphrase',
+    },
+  } as const;
+  return Object.fromEntries(Object.entries(defs).map(([name, def]) => [`${prefix}${name}`, def])) as {
+    readonly [N in keyof typeof defs as `${P}${N}`]: (typeof defs)[N];
+  };
+}
 
 /** The CRM (REST) source: `syncctl fetch --source crm`. Fields marked "per pagination style" are defaulted by the connector. */
 export const CRM_SETTINGS = defineSettings({
@@ -190,6 +233,7 @@ export const CRM_SETTINGS = defineSettings({
     description: 'drop exact repeats among the last n ids of a run, 0 = off',
     field: 'dedupeWindow',
   },
+  ...tlsSettings('crm', 'the CRM'),
 });
 
 /** The Inventory (SOAP) source: `syncctl fetch --source inventory`. */
@@ -362,6 +406,7 @@ export const INVENTORY_SETTINGS = defineSettings({
     description: 'ids remembered to drop exact repeats, 0 = off',
     field: 'dedupeWindow',
   },
+  ...tlsSettings('inventory', 'the Inventory service (WSDL and calls)'),
 });
 
 /** The Analytics sink: consume (and later export-csv, doctor, run). */
@@ -421,4 +466,5 @@ export const ANALYTICS_SETTINGS = defineSettings({
     field: 'maxRetryAfterMs',
   },
   analyticsMaxResponseBytes: responseLimit('an Analytics answer'),
+  ...tlsSettings('analytics', 'Analytics (deliveries and CSV uploads)'),
 });

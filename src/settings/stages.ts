@@ -280,6 +280,21 @@ export const SANDBOX_SETTINGS = defineSettings({
     defaultText: 'a free one',
     description: 'Kafka port (sandbox up)',
   },
+  brokerCount: {
+    type: 'integer',
+    arg: '<n>',
+    min: 1,
+    max: 5,
+    default: 1,
+    description:
+      'Kafka brokers to run, each also a KRaft controller; topics get one copy per broker, and from 3 brokers min.insync.replicas=2 (sandbox up; `sandbox up --brokers N` says the same)',
+  },
+  secure: {
+    type: 'boolean',
+    default: false,
+    description:
+      'sandbox up: Kafka over SASL_SSL (SCRAM-SHA-512, PLAIN) with a private CA, plus an mTLS listener; `sandbox env` prints the client settings',
+  },
 });
 
 export const REPLAY_DLQ_SETTINGS = defineSettings({

@@ -11,6 +11,7 @@ import { CrmSource, crmConfigFromSettings } from '../connectors/crm-source.js';
 import { inventoryConfigFromSettings, openInventorySource } from '../connectors/inventory-source.js';
 import { toKafkaError } from '../connectors/kafka.js';
 import type { SourceConnector } from '../connectors/source.js';
+import { ClientTls } from '../connectors/tls.js';
 import { toSyncError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { redact } from '../redact.js';
@@ -25,7 +26,7 @@ import {
   whereToSet,
   type SettingsSource,
 } from '../settings/index.js';
-import { openDb, redactUrl } from '../state/db.js';
+import { isPostgresUrl, isSqliteFile, openDb, redactUrl } from '../state/db.js';
 import { MERGE_SCHEMA_VERSION, schemaVersion } from '../state/merge-schema.js';
 import { loadSettings } from '../settings/profiles.js';
 
@@ -51,6 +52,8 @@ export interface DoctorOptions {
   /** Null when the broker list itself is unusable (reported as a failed check). */
   kafka: { client: Kafka; brokers: string[] } | null;
   brokersError?: string;
+  /** What to fix when the Kafka settings are unusable (a TLS file, SASL credentials); else the brokers. */
+  brokersHint?: string;
   statePath: string;
   /** Bound of each check; a check still running then fails as "no answer". */
   checkTimeoutMs: number;
@@ -109,18 +112,19 @@ function profileCheck(options: DoctorOptions): Outcome {
   };
 }
 
-function permissionsCheck(path: string): Outcome {
+/** `holds` says what another user could read there. */
+function permissionsCheck(path: string, what: string, holds: string): Outcome {
   let mode: number;
   try {
     mode = statSync(path).mode;
   } catch {
-    return { status: 'skip', detail: `no profiles file (${path})` };
+    return { status: 'skip', detail: `no ${what} (${path})` };
   }
   const octal = (mode & 0o777).toString(8);
   if (mode & 0o004) {
     return {
       status: 'fail',
-      detail: `${path} is readable by every user (mode ${octal}); it may hold tokens and passwords`,
+      detail: `${path} is readable by every user (mode ${octal}); it may hold ${holds}`,
       hint: `chmod 600 ${path}`,
     };
   }
@@ -136,7 +140,7 @@ function permissionsCheck(path: string): Outcome {
 
 async function stateCheck(statePath: string): Promise<Outcome> {
   // Read-only: a SQLite file that does not exist yet is not created here.
-  if (!/^postgres(ql)?:\/\//.test(statePath) && !existsSync(statePath)) {
+  if (!isPostgresUrl(statePath) && !existsSync(statePath)) {
     return { status: 'pass', detail: `no state yet at ${statePath} (the first run creates it)` };
   }
   const db = await openDb(statePath);
@@ -196,14 +200,18 @@ function notConfigured(key: string): Outcome {
 async function analyticsCheck(options: DoctorOptions): Promise<Outcome> {
   const config = analyticsConfigFromSettings(options.settings, { ...options.flags });
   const url = new URL('v1/health', config.url.endsWith('/') ? config.url : `${config.url}/`);
+  const tls = new ClientTls('analytics', config.tls);
   try {
     const response = await got(url, {
       headers: { authorization: `Bearer ${config.token}` },
+      https: tls.got,
       timeout: { request: Math.min(config.timeoutMs, options.checkTimeoutMs) },
       retry: { limit: 0 },
     });
     return { status: 'pass', detail: `${redact(url.origin)} answers ${response.statusCode}, token accepted` };
   } catch (err) {
+    const tlsError = tls.explain(err, url.href, true);
+    if (tlsError) return { status: 'fail', detail: tlsError.message, hint: tlsError.hint };
     if (err instanceof HTTPError) {
       const status = err.response.statusCode;
       if (status === 401 || status === 403) {
@@ -234,7 +242,7 @@ async function kafkaChecks(options: DoctorOptions, results: CheckResult[]): Prom
       ms: 0,
       status: 'fail',
       detail: options.brokersError ?? 'no brokers',
-      hint: `set ${whereToSet('brokers')}`,
+      hint: options.brokersHint ?? `set ${whereToSet('brokers')}`,
     });
     return;
   }
@@ -317,9 +325,18 @@ export async function doctor(options: DoctorOptions): Promise<DoctorResult> {
   const results: CheckResult[] = [];
   results.push(await timed('config profile', timeoutMs, async () => profileCheck(options)));
   results.push(
-    await timed('config file permissions', timeoutMs, async () => permissionsCheck(settings.profilePath)),
+    await timed('config file permissions', timeoutMs, async () =>
+      permissionsCheck(settings.profilePath, 'profiles file', 'tokens and passwords'),
+    ),
   );
   results.push(await timed('state store', timeoutMs, () => stateCheck(options.statePath)));
+  if (isSqliteFile(options.statePath)) {
+    results.push(
+      await timed('state file permissions', timeoutMs, async () =>
+        permissionsCheck(options.statePath, 'state file yet', 'customer and product records'),
+      ),
+    );
+  }
   await kafkaChecks(options, results);
 
   // Retries off: a failure should show at once, not after the connector's back-off schedule.

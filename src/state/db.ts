@@ -4,7 +4,14 @@ import Database from 'better-sqlite3';
 import type pg from 'pg';
 import { ConfigError, StateError, StateUnavailableError, type SyncError } from '../errors.js';
 import { flagsAndEnv, GLOBAL_SETTINGS } from '../settings/index.js';
-import { defaultStateDir, describeFsError, ensureDir, statOrUndefined } from '../paths.js';
+import {
+  defaultStateDir,
+  describeFsError,
+  ensureDir,
+  OWNER_ONLY_DIR,
+  OWNER_ONLY_FILE,
+  statOrUndefined,
+} from '../paths.js';
 
 export type SqlValue = string | number | bigint | null | Buffer;
 export type Row = Record<string, unknown>;
@@ -271,7 +278,7 @@ const SQLITE_HINT =
  */
 function prepareSqlitePath(location: string): void {
   const dir = dirname(location);
-  ensureDir(dir, `--state ${location}`);
+  ensureDir(dir, `--state ${location}`, OWNER_ONLY_DIR);
   let stats;
   try {
     stats = statOrUndefined(location);
@@ -287,8 +294,9 @@ function prepareSqlitePath(location: string): void {
     });
   }
   try {
-    // An empty file is a valid new database, so creating it here changes nothing for SQLite.
-    if (!stats) closeSync(openSync(location, 'wx'));
+    // An empty file is a valid new database, so creating it here changes nothing for SQLite — except
+    // that it is created owner-only (SQLite gives its -wal and -shm files the database's mode).
+    if (!stats) closeSync(openSync(location, 'wx', OWNER_ONLY_FILE));
     else accessSync(location, constants.R_OK | constants.W_OK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
@@ -345,9 +353,18 @@ function openSqlite(location: string): Db {
   }
 }
 
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//.test(location);
+}
+
+/** Whether `location` names a SQLite file (not PostgreSQL, not an in-memory database). */
+export function isSqliteFile(location: string): boolean {
+  return !isPostgresUrl(location) && location !== ':memory:' && !/^[a-z][a-z0-9+.-]*:\/\//i.test(location);
+}
+
 /** Opens the state store: a postgres:// URL selects PostgreSQL, anything else is a SQLite file path. */
 export async function openDb(location: string = defaultStatePath()): Promise<Db> {
-  if (/^postgres(ql)?:\/\//.test(location)) return openPostgres(location);
+  if (isPostgresUrl(location)) return openPostgres(location);
   // Otherwise "mysql://host/db" would silently become a SQLite file under ./mysql:/host/.
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(location);
   if (scheme)

@@ -1,9 +1,20 @@
 import { readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isolatedEnv, runSyncctl } from '../helpers/cli.js';
 import { testBrokers } from '../helpers/kafka.js';
 
 describe('syncctl config and settings precedence', () => {
+  it('creates the profiles directory owner-only (0700) and the file 0600', async () => {
+    const env = isolatedEnv();
+    const set = await runSyncctl(['--json', 'config', 'set', 'crm-token', 'dir-mode-secret'], { env });
+    expect(set.code, set.stderr).toBe(0);
+    const { path } = JSON.parse(set.stdout) as { path: string };
+    expect(dirname(path)).toBe(env.SYNCCTL_CONFIG_DIR);
+    expect(statSync(dirname(path)).mode & 0o777).toBe(0o700);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
   it('stores profile values in a private file and masks secrets when listing', async () => {
     const env = isolatedEnv();
     expect((await runSyncctl(['config', 'set', 'brokers', 'kafka-a:9092'], { env })).code).toBe(0);

@@ -148,4 +148,24 @@ describe('syncctl doctor', () => {
     expect(check('config profile').status).toBe('fail');
     expect(check('config profile').detail).toMatch(/batchSize/);
   });
+
+  it('reports a state file others can read, and passes the one syncctl created', async () => {
+    const statePath = join(tempDir('syncctl-doctor-mode-'), 'state', 'state.db');
+    const db = await openDb(statePath);
+    await db.close();
+    const created = await doctor({ SYNCCTL_STATE: statePath });
+    expect(created.check('state file permissions')).toMatchObject({ status: 'pass' });
+    expect(created.check('state file permissions').detail).toMatch(/owner only \(mode 600\)/);
+    chmodSync(statePath, 0o644);
+    const open = await doctor({ SYNCCTL_STATE: statePath });
+    expect(open.run.code).toBe(1);
+    expect(open.check('state file permissions')).toMatchObject({
+      status: 'fail',
+      hint: `chmod 600 ${statePath}`,
+    });
+    expect(open.check('state file permissions').detail).toMatch(/readable by every user \(mode 644\)/);
+    chmodSync(statePath, 0o640);
+    const group = await doctor({ SYNCCTL_STATE: statePath });
+    expect(group.check('state file permissions').status).toBe('warn');
+  });
 });

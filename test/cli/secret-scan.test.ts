@@ -13,6 +13,7 @@ import { publishAll } from '../helpers/consume-data.js';
 import { createHarness, type Harness } from '../helpers/consume-harness.js';
 import { readAll, testBrokers } from '../helpers/kafka.js';
 import { tempDir } from '../helpers/temp.js';
+import { createTestPki, type TestPki } from '../helpers/tls.js';
 
 const CRM_SECRET = 'crmTok-Qx7Zk2secretCRM';
 const INV_SECRET = 'invPw-Lm4Rt9secretINV';
@@ -21,7 +22,13 @@ const PG_SECRET = 'pgPw-Hd8Ws1secretPG';
 const WRONG_CRM_SECRET = 'wrongCrm-Jf5Ke2secret';
 const WRONG_AN_SECRET = 'wrongAn-Pc9Ug4secret';
 const WRONG_INV_SECRET = 'wrongInv-Ty2Bo7secret';
+const WRONG_KEY_SECRET = 'wrongKey-Zr6Qm1secret';
+const KAFKA_SECRET = 'kafkaPw-Rw6Zq3secretKFK';
+const pki: TestPki = createTestPki();
 const SECRETS = [
+  KAFKA_SECRET,
+  pki.passphrase,
+  WRONG_KEY_SECRET,
   CRM_SECRET,
   INV_SECRET,
   AN_SECRET,
@@ -100,6 +107,13 @@ it('finds no configured secret in any output, on success or failure', async () =
 
   // The CRM token also lives in the profile, so `config list` has it to mask.
   expect((await syncctl('config set', ['config', 'set', 'crm-token', CRM_SECRET])).code).toBe(0);
+  // So does the passphrase of an Analytics client key (used only when Analytics speaks HTTPS).
+  for (const [key, value] of [
+    ['analytics-cert-file', pki.clientCertFile],
+    ['analytics-key-file', pki.clientKeyEncryptedFile],
+    ['analytics-key-passphrase', pki.passphrase],
+  ] as const)
+    expect((await syncctl(`config set ${key}`, ['config', 'set', key, value])).code).toBe(0);
 
   const fetchCrm = await syncctl('fetch crm', [
     ...logged,
@@ -146,6 +160,25 @@ it('finds no configured secret in any output, on success or failure', async () =
   await syncctl('doctor', ['-v', 'doctor']);
   await syncctl('config list', ['config', 'list']);
   await syncctl('config list --json', ['--json', 'config', 'list']);
+  // The Kafka SASL password in a profile of its own: the test broker speaks PLAINTEXT only.
+  const kafkaProfile = ['--profile', 'kafka'];
+  await syncctl('config set kafka', [...kafkaProfile, 'config', 'set', 'kafka-sasl-password', KAFKA_SECRET]);
+  await syncctl('config list kafka', [...kafkaProfile, 'config', 'list']);
+  await syncctl('config list kafka --json', [...kafkaProfile, '--json', 'config', 'list']);
+  // SASL against a listener that does not speak it, and SASL without TLS: failures that carry the settings.
+  const sasl = {
+    SYNCCTL_KAFKA_SECURITY_PROTOCOL: 'SASL_PLAINTEXT',
+    SYNCCTL_KAFKA_SASL_USERNAME: 'scan',
+    SYNCCTL_KAFKA_SASL_PASSWORD: KAFKA_SECRET,
+    SYNCCTL_CONNECT_TIMEOUT: '3000',
+  };
+  await syncctl('doctor (kafka SASL)', [...logged, '-v', 'doctor'], sasl);
+  await syncctl('publish (kafka SASL)', [...logged, '-v', 'publish', '--topic', h.customerTopic], sasl);
+  await syncctl(
+    'topics describe (kafka password flag)',
+    [...logged, '-v', '--kafka-sasl-password', KAFKA_SECRET, 'topics', 'describe', h.customerTopic],
+    { SYNCCTL_KAFKA_SECURITY_PROTOCOL: 'SASL_SSL', SYNCCTL_KAFKA_SASL_USERNAME: 'scan' },
+  );
 
   const metrics = join(dir, 'run.prom');
   const runLog = join(dir, 'run.log');
@@ -189,6 +222,10 @@ it('finds no configured secret in any output, on success or failure', async () =
     SYNCCTL_INVENTORY_PASSWORD: WRONG_INV_SECRET,
   });
 
+  await syncctl('doctor (wrong key passphrase)', ['-v', '--json', 'doctor'], {
+    SYNCCTL_ANALYTICS_KEY_PASSPHRASE: WRONG_KEY_SECRET,
+  });
+
   for (const file of readdirSync(dir))
     outputs.push({ where: file, text: readFileSync(join(dir, file), 'utf8') });
   const letters = await readAll(h.dlqTopic);
@@ -201,6 +238,9 @@ it('finds no configured secret in any output, on success or failure', async () =
   // The scan looks where the secrets would have been: masked in config list, failures reported.
   const out = (where: string) => outputs.find((o) => o.where === where)?.text ?? '';
   expect(out('config list: stdout')).toMatch(/crmToken = \*\*\*/);
+  expect(out('config list: stdout')).toMatch(/analyticsKeyPassphrase = \*\*\*/);
+  expect(out('doctor (wrong key passphrase): stdout')).toMatch(/cannot decrypt .*wrong or missing/);
+  expect(out('config list kafka: stdout')).toMatch(/kafkaSaslPassword = \*\*\*/);
   expect(out('fetch crm (wrong token): stderr')).toMatch(/401/);
   expect(out('fetch inventory (wrong password): stderr')).toMatch(/authentication failed/);
   const hits = outputs.flatMap(({ where, text }) =>

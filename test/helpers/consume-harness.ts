@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
 import { expect } from 'vitest';
 import {
   startAnalyticsServer,
@@ -21,7 +22,24 @@ import { createPgSchema } from './postgres.js';
 export type StateKind = 'sqlite' | 'postgres';
 export const ANALYTICS_TOKEN = 'consume-test-token-5f1e';
 
+/** Where a harness's topics live: the shared test broker, or a test's own cluster (kafka-cluster.ts). */
+export interface HarnessKafka {
+  /** Bootstrap servers, comma-separated. */
+  brokers: string;
+  kafka(): Kafka;
+  createTopic(name: string, partitions: number): Promise<void>;
+}
+
+const TEST_BROKER: HarnessKafka = {
+  brokers: '',
+  kafka: testKafka,
+  createTopic,
+};
+
 export interface Harness {
+  /** Bootstrap servers the harness's topics are on. */
+  brokers: string;
+  kafka(): Kafka;
   customerTopic: string;
   productTopic: string;
   dlqTopic: string;
@@ -40,11 +58,17 @@ export interface Harness {
 export async function createHarness(
   kind: StateKind,
   serverOptions: AnalyticsServerOptions = {},
+  on: HarnessKafka = TEST_BROKER,
 ): Promise<Harness> {
+  const brokers = on.brokers || testBrokers();
   const customerTopic = uniqueName('customers');
   const productTopic = uniqueName('products');
   const dlqTopic = uniqueName('dlq');
-  await Promise.all([createTopic(customerTopic, 3), createTopic(productTopic, 3), createTopic(dlqTopic, 1)]);
+  await Promise.all([
+    on.createTopic(customerTopic, 3),
+    on.createTopic(productTopic, 3),
+    on.createTopic(dlqTopic, 1),
+  ]);
   const cleanups: (() => Promise<void>)[] = [];
   let state: string;
   if (kind === 'sqlite') {
@@ -70,6 +94,8 @@ export async function createHarness(
   };
   const group = uniqueName('group');
   return {
+    brokers,
+    kafka: on.kafka,
     customerTopic,
     productTopic,
     dlqTopic,
@@ -82,8 +108,8 @@ export async function createHarness(
       const sink = createAnalyticsSink(analytics);
       try {
         return await consume({
-          kafka: testKafka(),
-          brokers: [testBrokers()],
+          kafka: on.kafka(),
+          brokers: brokers.split(','),
           db,
           sink,
           group,
@@ -103,7 +129,7 @@ export async function createHarness(
     cliArgs() {
       return [
         '--brokers',
-        testBrokers(),
+        brokers,
         '--state',
         state,
         'consume',

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { Kafka } from 'kafkajs';
 import { inject } from 'vitest';
 import { createKafka, waitForTopicLeaders } from '../../src/connectors/kafka.js';
 
@@ -15,8 +16,8 @@ export function testKafka() {
 }
 
 /** Creates a topic and waits until every partition has a leader (bounded for a loaded machine). */
-export async function createTopic(name: string, partitions = 3): Promise<void> {
-  const admin = testKafka().admin();
+export async function createTopic(name: string, partitions = 3, kafka = testKafka()): Promise<void> {
+  const admin = kafka.admin();
   await admin.connect();
   try {
     await admin.createTopics({ waitForLeaders: false, topics: [{ topic: name, numPartitions: partitions }] });
@@ -35,8 +36,7 @@ export interface ReadRecord {
 }
 
 /** Reads a topic from the beginning to the end offsets seen now, with a fresh consumer group. */
-export async function readAll(topic: string): Promise<ReadRecord[]> {
-  const kafka = testKafka();
+export async function readAll(topic: string, kafka: Kafka = testKafka()): Promise<ReadRecord[]> {
   const admin = kafka.admin();
   await admin.connect();
   const ends = await admin.fetchTopicOffsets(topic);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
@@ -15,6 +15,14 @@ function lines(path: string): unknown[] {
 }
 
 describe('RejectFile', () => {
+  it('creates the file owner-only: rejects are whole customer records', async () => {
+    const path = join(tempDir('syncctl-rejects-'), 'r.ndjson');
+    const file = new RejectFile(path);
+    await file.add({ reason: 'bad', raw: '{"email":"a@example.com"}' });
+    await file.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
   it('is not created until the first reject arrives', async () => {
     const path = join(tempDir('syncctl-rejects-'), 'r.ndjson');
     const file = new RejectFile(path);

@@ -3,6 +3,7 @@ import { ConfigError, UsageError } from '../../src/errors.js';
 import { redact } from '../../src/redact.js';
 import {
   ALL_SETTINGS,
+  ANALYTICS_SETTINGS,
   checkProfileValues,
   checkValue,
   CONSUME_SETTINGS,
@@ -10,6 +11,7 @@ import {
   envName,
   flagName,
   flagSpec,
+  INVENTORY_SETTINGS,
   keyOfFlag,
   resolveSettings,
   SECRET_KEYS,
@@ -46,8 +48,31 @@ describe('the settings table', () => {
     );
   });
 
-  it('marks exactly the tokens and passwords as secrets', () => {
-    expect([...SECRET_KEYS].sort()).toEqual(['analyticsToken', 'crmToken', 'inventoryPassword']);
+  it('marks exactly the tokens, passwords and key passphrases as secrets', () => {
+    expect([...SECRET_KEYS].sort()).toEqual([
+      'analyticsKeyPassphrase',
+      'analyticsToken',
+      'crmKeyPassphrase',
+      'crmToken',
+      'inventoryKeyPassphrase',
+      'inventoryPassword',
+      'kafkaSaslPassword',
+    ]);
+  });
+
+  it('gives the CRM, Inventory and Analytics the same five TLS settings', () => {
+    for (const [prefix, group] of [
+      ['crm', CRM_SETTINGS],
+      ['inventory', INVENTORY_SETTINGS],
+      ['analytics', ANALYTICS_SETTINGS],
+    ] as const) {
+      const tls = Object.entries(group)
+        .filter(([, def]) => (def as { field?: string }).field?.startsWith('tls.'))
+        .map(([key]) => key);
+      expect(tls).toEqual(
+        ['CaFile', 'CaOnly', 'CertFile', 'KeyFile', 'KeyPassphrase'].map((name) => `${prefix}${name}`),
+      );
+    }
   });
 
   it('checks values by type and bounds, coercing text', () => {

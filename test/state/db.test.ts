@@ -1,8 +1,10 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDb } from '../../src/state/db.js';
 import { createPgSchema, PG_BASE_URL, type PgSchema } from '../helpers/postgres.js';
+import { tempDir } from '../helpers/temp.js';
 
 let schema: PgSchema | undefined;
 afterAll(async () => {
@@ -34,6 +36,23 @@ describe('PostgreSQL state store', () => {
       expect(unhandled).toEqual([]);
     } finally {
       process.off('uncaughtException', onUncaught);
+      await db.close();
+    }
+  });
+});
+
+describe('SQLite state file', () => {
+  it('is created owner-only (0600, WAL file too) in a directory created 0700', async () => {
+    const dir = join(tempDir('syncctl-db-mode-'), 'nested', 'state');
+    const path = join(dir, 'state.db');
+    const db = await openDb(path);
+    try {
+      await db.exec('CREATE TABLE t (x INTEGER)');
+      await db.exec('INSERT INTO t VALUES (1)');
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      expect(statSync(`${path}-wal`).mode & 0o777).toBe(0o600);
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+    } finally {
       await db.close();
     }
   });

@@ -61,17 +61,20 @@ export default function register(program: Command): void {
           const { checkTimeout } = ctx.resolve(DOCTOR_SETTINGS);
           let kafka: { client: ReturnType<typeof createKafka>; brokers: string[] } | null = null;
           let brokersError: string | undefined;
+          let brokersHint: string | undefined;
           try {
             const options = ctx.kafkaOptions();
             kafka = { client: createKafka(options), brokers: options.brokers };
           } catch (err) {
             brokersError = (err as Error).message;
+            brokersHint = (err as { hint?: string }).hint;
           }
           const result = await doctor({
             settings: ctx.settings,
             flags: cmd.opts(),
             kafka,
             ...(brokersError !== undefined ? { brokersError } : {}),
+            ...(brokersHint !== undefined ? { brokersHint } : {}),
             statePath: ctx.statePath(),
             checkTimeoutMs: checkTimeout * 1000,
             logger: ctx.logger,

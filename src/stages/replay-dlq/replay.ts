@@ -1,6 +1,7 @@
 import type { IHeaders, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { DeadLetterProducer, type DeadLetter } from '../../connectors/dead-letter.js';
 import { createProducer, toKafkaError } from '../../connectors/kafka.js';
+import { assignPartitions, partitionCounts, sendEvery } from '../../connectors/kafka-send.js';
 import type { AnalyticsSink } from '../../connectors/sink.js';
 import { ExitCode, toSyncError, UsageError, type SyncError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
@@ -185,6 +186,7 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
   }
 
   let producer: Producer | undefined;
+  const partitionsOf = new Map<string, number>();
   const deadLetters = new DeadLetterProducer(options.kafka, options.brokers, dlqTopic, options.group, logger);
   let deadLettersOpen = false;
   let store: MergeStore | undefined;
@@ -207,15 +209,19 @@ export async function replayDeadLetters(options: ReplayOptions): Promise<ReplayS
           list.push(p.message as Message);
           byTopic.set(p.item.target as string, list);
         }
-        try {
-          await producer.sendBatch({
-            acks: -1,
-            timeout: 30_000,
-            topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-          });
-        } catch (err) {
-          throw toKafkaError(err, options.brokers, 'republishing dead letters');
+        const unknown = [...byTopic.keys()].filter((topic) => !partitionsOf.has(topic));
+        if (unknown.length > 0) {
+          for (const [topic, count] of await partitionCounts(options.kafka, options.brokers, unknown))
+            partitionsOf.set(topic, count);
         }
+        await sendEvery(
+          producer,
+          [...byTopic].map(([topic, messages]) => ({
+            topic,
+            messages: assignPartitions(messages, partitionsOf.get(topic) ?? 1),
+          })),
+          { brokers: options.brokers, action: 'republishing dead letters', logger },
+        );
       }
       const failing = chunk.filter((p) => p.item.action === 'fail-again');
       if (failing.length > 0) {
