@@ -133,9 +133,11 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
       if (line.tooLong) {
         await rejects.add({
           line: lineNo,
+          // The reason names the limit that cut the line: the smaller of the two.
           reason:
-            recordSizeProblem(line.length, options.maxRecordBytes) ??
-            tooLargeReason(line.length, limit, options.topic),
+            maxLineBytes < limit.bytes
+              ? (recordSizeProblem(line.length, options.maxRecordBytes) as string)
+              : tooLargeReason(line.length, limit, options.topic),
           raw: `${bytes.toString('utf8')}…`,
         });
         continue;
