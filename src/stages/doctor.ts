@@ -53,7 +53,8 @@ export interface DoctorOptions {
   kafka: {
     client: Kafka;
     brokers: string[];
-    /** "SASL_SSL, SCRAM-SHA-512 as syncctl" */ security?: string;
+    /** How it connects when not PLAINTEXT, e.g. "SASL_SSL, SCRAM-SHA-512 as syncctl". */
+    security?: string;
   } | null;
   brokersError?: string;
   /** What to fix when the Kafka settings are unusable (a TLS file, SASL credentials); else the brokers. */
