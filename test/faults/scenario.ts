@@ -4,6 +4,7 @@
  * subprocesses cron would run — killed with SIGKILL at seeded random points and rerun until a run
  * comes out clean — and at the end the oracle's verdict written as a FaultReport.
  */
+import { expect } from 'vitest';
 import type { AnalyticsFaults } from '../../fixtures/analytics/server.js';
 import { startCrmServer, type CrmServer, type CrmServerOptions } from '../../fixtures/crm/server.js';
 import { mulberry32 } from '../../fixtures/data/prng.js';
@@ -227,4 +228,11 @@ export class FaultWorld {
     await this.crm.close();
     await this.inventory.close();
   }
+}
+
+/** The scenario's goal: nothing missing, nothing stored twice, nothing Analytics should not hold. */
+export function expectClean(verdict: OracleVerdict): void {
+  expect(verdict.missing, 'missing at Analytics').toEqual([]);
+  expect(verdict.storedTwice, 'stored twice').toEqual([]);
+  expect(verdict.unexpected, 'held but not expected').toEqual([]);
 }

@@ -16,8 +16,8 @@ export function testKafka() {
 }
 
 /** Creates a topic and waits until every partition has a leader (bounded for a loaded machine). */
-export async function createTopic(name: string, partitions = 3): Promise<void> {
-  const admin = testKafka().admin();
+export async function createTopic(name: string, partitions = 3, kafka = testKafka()): Promise<void> {
+  const admin = kafka.admin();
   await admin.connect();
   try {
     await admin.createTopics({ waitForLeaders: false, topics: [{ topic: name, numPartitions: partitions }] });
