@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { createKafka } from '../../connectors/kafka.js';
+import { describeKafkaSecurity } from '../../connectors/kafka-security.js';
 import { ExitCode } from '../../errors.js';
 import {
   ANALYTICS_SETTINGS,
@@ -9,7 +10,7 @@ import {
   INVENTORY_SETTINGS,
   TOPIC_SETTINGS,
 } from '../../settings/index.js';
-import { doctor, type CheckResult } from '../../stages/doctor.js';
+import { doctor, type CheckResult, type DoctorOptions } from '../../stages/doctor.js';
 import { action, type CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 
@@ -57,12 +58,19 @@ export default function register(program: Command): void {
       action<Record<string, never>>(
         async (ctx, _opts, cmd) => {
           const { checkTimeout } = ctx.resolve(DOCTOR_SETTINGS);
-          let kafka: { client: ReturnType<typeof createKafka>; brokers: string[] } | null = null;
+          let kafka: DoctorOptions['kafka'] = null;
           let brokersError: string | undefined;
           let brokersHint: string | undefined;
           try {
             const options = ctx.kafkaOptions();
-            kafka = { client: createKafka(options), brokers: options.brokers };
+            kafka = {
+              client: createKafka(options),
+              brokers: options.brokers,
+              // PLAINTEXT, the default, goes unsaid as it always has.
+              ...(options.security && options.security.protocol !== 'PLAINTEXT'
+                ? { security: describeKafkaSecurity(options.security) }
+                : {}),
+            };
           } catch (err) {
             brokersError = (err as Error).message;
             brokersHint = (err as { hint?: string }).hint;
