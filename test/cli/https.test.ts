@@ -138,6 +138,48 @@ describe('HTTPS to the Inventory service (SOAP)', () => {
   });
 });
 
+describe('mutual TLS to the Inventory service', () => {
+  it('sends the client certificate from the SOAP client; without one the service refuses clearly', async () => {
+    const mtls = await startInventoryServer({
+      seed: 6,
+      count: 12,
+      tls: { key: pki.serverKey, cert: pki.serverCert, ca: pki.ca, requestCert: true },
+    });
+    try {
+      const dir = tempDir();
+      const env = isolatedEnv({
+        SYNCCTL_INVENTORY_WSDL: mtls.wsdlUrl,
+        SYNCCTL_INVENTORY_CA_FILE: pki.caFile,
+        SYNCCTL_STATE: join(dir, 'state.db'),
+      });
+      const out = join(dir, 'p.ndjson');
+      const args = ['fetch', '--source', 'inventory', '--full', '--out', out, '--inventory-retries', '0'];
+      const refused = await runSyncctl(args, { env });
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toMatch(
+        /the Inventory service at 127\.0\.0\.1:\d+ refused the connection's client certificate/,
+      );
+      expect(refused.stderr).toContain('--inventory-cert-file');
+      const fetched = neverShowsPassphrase(
+        await runSyncctl(
+          [
+            ...args,
+            '--inventory-cert-file',
+            pki.clientCertFile,
+            '--inventory-key-file',
+            pki.clientKeyEncryptedFile,
+          ],
+          { env: { ...env, SYNCCTL_INVENTORY_KEY_PASSPHRASE: pki.passphrase } },
+        ),
+      );
+      expect(fetched.code, fetched.stderr).toBe(0);
+      expect(readNdjson(out)).toHaveLength(12);
+    } finally {
+      await mtls.close();
+    }
+  });
+});
+
 describe('mutual TLS to Analytics', () => {
   let h: Harness;
   let upload: AnalyticsServer;

@@ -22,8 +22,8 @@ const PG_SECRET = 'pgPw-Hd8Ws1secretPG';
 const WRONG_CRM_SECRET = 'wrongCrm-Jf5Ke2secret';
 const WRONG_AN_SECRET = 'wrongAn-Pc9Ug4secret';
 const WRONG_INV_SECRET = 'wrongInv-Ty2Bo7secret';
-const KAFKA_SECRET = 'kafkaPw-Rw6Zq3secretKFK';
 const WRONG_KEY_SECRET = 'wrongKey-Zr6Qm1secret';
+const KAFKA_SECRET = 'kafkaPw-Rw6Zq3secretKFK';
 const pki: TestPki = createTestPki();
 const SECRETS = [
   KAFKA_SECRET,
@@ -238,9 +238,9 @@ it('finds no configured secret in any output, on success or failure', async () =
   // The scan looks where the secrets would have been: masked in config list, failures reported.
   const out = (where: string) => outputs.find((o) => o.where === where)?.text ?? '';
   expect(out('config list: stdout')).toMatch(/crmToken = \*\*\*/);
-  expect(out('config list kafka: stdout')).toMatch(/kafkaSaslPassword = \*\*\*/);
   expect(out('config list: stdout')).toMatch(/analyticsKeyPassphrase = \*\*\*/);
   expect(out('doctor (wrong key passphrase): stdout')).toMatch(/cannot decrypt .*wrong or missing/);
+  expect(out('config list kafka: stdout')).toMatch(/kafkaSaslPassword = \*\*\*/);
   expect(out('fetch crm (wrong token): stderr')).toMatch(/401/);
   expect(out('fetch inventory (wrong password): stderr')).toMatch(/authentication failed/);
   const hits = outputs.flatMap(({ where, text }) =>

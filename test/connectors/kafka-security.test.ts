@@ -92,37 +92,62 @@ describe('kafkaSecurity', () => {
   });
 });
 
-describe('a TLS broker whose certificate is not trusted', () => {
-  let server: Server;
-  let port: number;
+/** A TLS listener that presents the broker certificate of `set` and then hangs up, like a broker would on garbage. */
+async function tlsListener(set: CertificateSet): Promise<{ port: number; server: Server }> {
+  const server = createServer(
+    { pfx: readFileSync(set.brokerKeystore), passphrase: set.brokerKeystorePassword },
+    (socket) => socket.end(),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.address() as AddressInfo).port };
+}
 
-  beforeAll(async () => {
-    const p12 = readFileSync(certs.brokerKeystore);
-    server = createServer({ pfx: p12, passphrase: certs.brokerKeystorePassword }, (socket) => socket.end());
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
+async function connectError(port: number, caFile: string): Promise<unknown> {
+  const kafka = createKafka({
+    brokers: [`127.0.0.1:${port}`],
+    connectTimeoutMs: 20_000,
+    security: kafkaSecurity(settings({ kafkaSecurityProtocol: 'SSL', kafkaCaFile: caFile })),
   });
-
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
-
-  it('fails the connect with E_KAFKA_TLS at the first handshake, not after the connect timeout', async () => {
-    const other = makeCertificates(join(dir, 'other'));
-    const kafka = createKafka({
-      brokers: [`127.0.0.1:${port}`],
-      connectTimeoutMs: 20_000,
-      security: kafkaSecurity(settings({ kafkaSecurityProtocol: 'SSL', kafkaCaFile: other.caFile })),
-    });
-    const admin = kafka.admin();
-    const started = Date.now();
-    const err = await admin.connect().then(
+  const admin = kafka.admin();
+  try {
+    return await admin.connect().then(
       () => undefined,
       (e: unknown) => e,
     );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe('a TLS broker that cannot be trusted', () => {
+  const servers: Server[] = [];
+
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  });
+
+  it('fails the connect with E_KAFKA_TLS at the first handshake, not after the connect timeout', async () => {
+    const { server, port } = await tlsListener(certs);
+    servers.push(server);
+    const other = makeCertificates(join(dir, 'other'));
+    const started = Date.now();
+    const err = await connectError(port, other.caFile);
     expect(err).toMatchObject({ code: 'E_KAFKA_TLS', retryable: false, exitCode: ExitCode.Usage });
     expect((err as Error).message).toContain(
       `TLS handshake with the Kafka broker at 127.0.0.1:${port} failed`,
     );
     expect(Date.now() - started).toBeLessThan(5_000);
-    await admin.disconnect();
+  });
+
+  it('fails with E_KAFKA_TLS when its certificate names another host, pointing at --brokers', async () => {
+    const elsewhere = makeCertificates(join(dir, 'elsewhere'), ['kafka.example.invalid']);
+    const { server, port } = await tlsListener(elsewhere);
+    servers.push(server);
+    const err = await connectError(port, elsewhere.caFile);
+    expect(err).toMatchObject({ code: 'E_KAFKA_TLS', exitCode: ExitCode.Usage });
+    expect((err as Error).message).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID/);
+    expect((err as { hint?: string }).hint).toMatch(
+      /does not name the address .*--brokers \/ SYNCCTL_BROKERS/,
+    );
   });
 });
