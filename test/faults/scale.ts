@@ -18,6 +18,9 @@ export interface FaultScale {
   /** Customers and products of the 3-broker cluster scenarios (enough for a kill to land mid-publish). */
   clusterCustomers: number;
   clusterProducts: number;
+  /** Customers and products of the multi-consumer scenario (enough for every membership change to land mid-run). */
+  memberCustomers: number;
+  memberProducts: number;
 }
 
 const SCALES: Record<FaultScale['name'], FaultScale> = {
@@ -31,6 +34,8 @@ const SCALES: Record<FaultScale['name'], FaultScale> = {
     fetcherKills: 2,
     clusterCustomers: 6_000,
     clusterProducts: 400,
+    memberCustomers: 1_500,
+    memberProducts: 150,
   },
   full: {
     name: 'full',
@@ -42,6 +47,8 @@ const SCALES: Record<FaultScale['name'], FaultScale> = {
     fetcherKills: 6,
     clusterCustomers: 30_000,
     clusterProducts: 2_000,
+    memberCustomers: 10_000,
+    memberProducts: 1_000,
   },
 };
 

@@ -14,7 +14,12 @@ import {
   type InventoryServerOptions,
 } from '../../fixtures/inventory/server.js';
 import { isolatedEnv, runSyncctl, startSyncctl, waitFor, type CliRun } from '../helpers/cli.js';
-import { createHarness, type Harness, type HarnessKafka } from '../helpers/consume-harness.js';
+import {
+  createHarness,
+  type Harness,
+  type HarnessKafka,
+  type StateKind,
+} from '../helpers/consume-harness.js';
 import { readAll } from '../helpers/kafka.js';
 import { expectedJoin, judge, type OracleVerdict } from './oracle.js';
 import { recordFaultReport, type FaultReport } from './report.js';
@@ -31,6 +36,8 @@ export interface WorldOptions {
   inventoryPageSize?: number;
   /** Topics on this cluster instead of the shared test broker (kafka-cluster.ts). */
   kafka?: HarnessKafka;
+  /** The state store: a private SQLite file (the default) or a private PostgreSQL schema. */
+  state?: StateKind;
 }
 
 export interface KillRecord {
@@ -78,7 +85,7 @@ export class FaultWorld {
       ...(options.inventoryFaults ? { faults: options.inventoryFaults } : {}),
     });
     const h = await createHarness(
-      'sqlite',
+      options.state ?? 'sqlite',
       options.analyticsFaults ? { faults: options.analyticsFaults } : {},
       ...(options.kafka ? [options.kafka] : []),
     );
