@@ -67,30 +67,54 @@ class SqliteDb implements Db {
     return statement;
   }
 
+  /** Runs one SQLite call, telling a full device in words an operator acts on. */
+  private guard<T>(call: () => T): T {
+    try {
+      return call();
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_FULL') throw err;
+      throw new StateError(
+        `the SQLite state store ${this.location} is full: no space left on its device (SQLITE_FULL)`,
+        {
+          cause: err,
+          hint: `free space on the device holding ${dirname(this.location)} (or point --state elsewhere), then rerun: it continues from the last committed step`,
+        },
+      );
+    }
+  }
+
   async query<T extends Row>(sql: string, params: SqlValue[] = []): Promise<T[]> {
-    return this.prepare(sql).all(...params) as T[];
+    return this.guard(() => this.prepare(sql).all(...params) as T[]);
   }
 
   async run(sql: string, params: SqlValue[] = []): Promise<{ changes: number }> {
-    const info = this.prepare(sql).run(...params);
+    const info = this.guard(() => this.prepare(sql).run(...params));
     return { changes: info.changes };
   }
 
   async exec(sql: string): Promise<void> {
-    this.db.exec(sql);
+    this.guard(() => this.db.exec(sql));
   }
 
   async transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
     // better-sqlite3's own transaction() cannot span awaits; IMMEDIATE takes the write lock up front.
     if (this.depth > 0) return fn(this);
-    this.db.exec('BEGIN IMMEDIATE');
+    this.guard(() => this.db.exec('BEGIN IMMEDIATE'));
     this.depth++;
     try {
       const result = await fn(this);
-      this.db.exec('COMMIT');
+      this.guard(() => this.db.exec('COMMIT'));
       return result;
     } catch (err) {
-      this.db.exec('ROLLBACK');
+      // SQLite has already rolled back after some failures (a full disk among them); a ROLLBACK
+      // then fails with "no transaction is active" and would hide the failure that matters.
+      if (this.db.inTransaction) {
+        try {
+          this.db.exec('ROLLBACK');
+        } catch {
+          // err says why the transaction failed; a failed rollback adds nothing an operator can use.
+        }
+      }
       throw err;
     } finally {
       this.depth--;

@@ -38,6 +38,8 @@ export interface WorldOptions {
   kafka?: HarnessKafka;
   /** The state store: a private SQLite file (the default) or a private PostgreSQL schema. */
   state?: StateKind;
+  /** A SQLite file of the scenario's own instead (e.g. on a small tmpfs). */
+  stateFile?: string;
 }
 
 export interface KillRecord {
@@ -54,6 +56,8 @@ export class FaultWorld {
   reruns = 0;
   /** Exit codes of the runs that were not killed, e.g. `75: 2` for runs that gave up and were rerun. */
   readonly exitCodes = new Map<number, number>();
+  /** Where every command keeps its state. */
+  readonly state: string;
 
   private constructor(
     readonly options: WorldOptions,
@@ -63,6 +67,7 @@ export class FaultWorld {
     readonly env: Record<string, string | undefined>,
   ) {
     this.random = mulberry32(options.seed);
+    this.state = options.stateFile ?? h.state;
   }
 
   static async start(options: WorldOptions): Promise<FaultWorld> {
@@ -105,7 +110,7 @@ export class FaultWorld {
 
   /** Global flags pointing a command at this world's broker and state store. */
   common(): string[] {
-    return ['--brokers', this.h.brokers, '--state', this.h.state];
+    return ['--brokers', this.h.brokers, '--state', this.state];
   }
 
   fetchArgs(source: 'crm' | 'inventory', extra: string[] = []): string[] {
@@ -116,7 +121,7 @@ export class FaultWorld {
   consumeArgs(extra: string[] = []): string[] {
     return [
       '--json',
-      ...this.h.cliArgs(),
+      ...this.h.cliArgs().map((arg) => (arg === this.h.state ? this.state : arg)),
       '--once',
       '--session-timeout',
       '6',

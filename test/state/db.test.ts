@@ -58,6 +58,36 @@ describe('SQLite state file', () => {
   });
 });
 
+describe('a SQLite store whose device is full', () => {
+  it('fails the transaction with E_STATE naming the file, not a rollback error, and stays usable', async () => {
+    const path = join(tempDir('syncctl-db-full-'), 'state.db');
+    const db = await openDb(path);
+    try {
+      await db.exec('CREATE TABLE t (x TEXT)');
+      // A page cap makes SQLite answer SQLITE_FULL exactly as a full disk does.
+      const [{ page_count: pages }] = await db.query<{ page_count: number }>('PRAGMA page_count');
+      await db.exec(`PRAGMA max_page_count = ${pages + 2}`);
+      const big = 'x'.repeat(64 * 1024);
+      const failed = await db
+        .transaction(async (tx) => {
+          for (let i = 0; i < 10; i++) await tx.run('INSERT INTO t VALUES (?)', [big]);
+        })
+        .catch((err: unknown) => err);
+      expect(failed).toMatchObject({
+        code: 'E_STATE',
+        exitCode: 1,
+        message: expect.stringMatching(/SQLite state store .*state\.db is full: no space left .*SQLITE_FULL/),
+        hint: expect.stringMatching(/free space on the device holding .*then rerun/),
+      });
+      await db.exec('PRAGMA max_page_count = 1000000');
+      await db.transaction(async (tx) => void (await tx.run('INSERT INTO t VALUES (?)', ['ok'])));
+      expect(await db.query('SELECT x FROM t')).toEqual([{ x: 'ok' }]);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 describe('a --state URL of another database', () => {
   it('is refused with a config error instead of becoming a SQLite file under ./mysql:/', async () => {
     const cwd = process.cwd();
