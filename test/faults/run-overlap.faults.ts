@@ -32,21 +32,13 @@ describe('syncctl run overlapping itself from cron, the sources changing between
       crmFaults: { latencyMs: 200 },
     });
     const w = world;
-    const h = w.h;
     const runArgs = [
       ...w.common(),
       '--json',
       'run',
       '--job',
       JOB,
-      '--group',
-      h.group,
-      '--customer-topic',
-      h.customerTopic,
-      '--product-topic',
-      h.productTopic,
-      '--dlq-topic',
-      h.dlqTopic,
+      ...w.h.topicArgs(),
       '--session-timeout',
       '6',
       '--idle-timeout',

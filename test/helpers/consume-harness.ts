@@ -49,6 +49,8 @@ export interface Harness {
   analytics: AnalyticsConfig;
   /** Runs the consume stage in this process. */
   run(options?: Partial<ConsumeOptions>): Promise<ConsumeSummary>;
+  /** The group and topic flags of `consume` and `run` for this harness. */
+  topicArgs(): string[];
   /** CLI flags and environment pointing `bin/syncctl consume` at this harness. */
   cliArgs(): string[];
   cliEnv(): Record<string, string>;
@@ -93,6 +95,16 @@ export async function createHarness(
     maxRetryAfterMs: 5_000,
   };
   const group = uniqueName('group');
+  const topicArgs = () => [
+    '--group',
+    group,
+    '--customer-topic',
+    customerTopic,
+    '--product-topic',
+    productTopic,
+    '--dlq-topic',
+    dlqTopic,
+  ];
   return {
     brokers,
     kafka: on.kafka,
@@ -126,22 +138,9 @@ export async function createHarness(
         await db.close();
       }
     },
+    topicArgs,
     cliArgs() {
-      return [
-        '--brokers',
-        brokers,
-        '--state',
-        state,
-        'consume',
-        '--group',
-        group,
-        '--customer-topic',
-        customerTopic,
-        '--product-topic',
-        productTopic,
-        '--dlq-topic',
-        dlqTopic,
-      ];
+      return ['--brokers', brokers, '--state', state, 'consume', ...topicArgs()];
     },
     cliEnv() {
       return {
