@@ -33,6 +33,7 @@ export const ERROR_CODES = [
   'E_STATE_UNAVAILABLE',
   'E_LOCKED',
   'E_INTERRUPTED',
+  'E_LIMIT',
   'E_INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -232,6 +233,17 @@ export class LockedError extends SyncError {
 export class InterruptedError extends SyncError {
   constructor(message: string, options?: SyncErrorOptions) {
     super('E_INTERRUPTED', message, true, ExitCode.TempFailure, options);
+  }
+}
+
+/**
+ * A configured size limit was reached (--*-max-response-bytes): a larger answer is cut while it
+ * streams in, never buffered whole. Retrying fetches the same answer, so it is not retryable; the
+ * hint names the setting to raise.
+ */
+export class LimitExceededError extends SyncError {
+  constructor(message: string, options?: SyncErrorOptions) {
+    super('E_LIMIT', message, false, ExitCode.Failure, options);
   }
 }
 

@@ -4,7 +4,8 @@
  * log shipper can parse, and `--log-file` appends them as JSON to a file in either case. Every
  * message and field passes the same redaction as errors and summaries.
  */
-import pino from 'pino';
+import { createRequire } from 'node:module';
+import type pinoType from 'pino';
 import { UsageError } from './errors.js';
 import { redact } from './redact.js';
 
@@ -50,10 +51,17 @@ function safeFields(fields: LogFields): LogFields {
   ) as LogFields;
 }
 
-function openFile(path: string): pino.DestinationStream {
+// Required on first use: `--help` and the default human format never need pino.
+let pinoModule: typeof pinoType | undefined;
+function pino(): typeof pinoType {
+  pinoModule ??= createRequire(import.meta.url)('pino') as typeof pinoType;
+  return pinoModule;
+}
+
+function openFile(path: string): pinoType.DestinationStream {
   try {
     // Synchronous: the last lines before process.exit must reach the file.
-    return pino.destination({ dest: path, sync: true, append: true, mkdir: true });
+    return pino().destination({ dest: path, sync: true, append: true, mkdir: true });
   } catch (err) {
     throw new UsageError(`--log-file ${path}: ${(err as Error).message}`, {
       hint: 'give a writable file path (SYNCCTL_LOG_FILE)',
@@ -65,7 +73,7 @@ function build(
   level: LogLevel,
   format: LogFormat,
   human: ((s: string) => unknown) | undefined,
-  sinks: pino.Logger[],
+  sinks: pinoType.Logger[],
 ): Logger {
   const threshold = RANK[PINO_LEVEL[level]];
   const emit = (method: Method, message: string, fields: LogFields | undefined) => {
@@ -100,15 +108,15 @@ export function createLogger(
   options: LoggerOptions = {},
 ): Logger {
   const format = options.format ?? 'human';
-  const pinoOptions = {
+  const pinoOptions = () => ({
     level: PINO_LEVEL[level],
     base: safeFields(options.bindings ?? {}),
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: pino().stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
-  };
-  const sinks: pino.Logger[] = [];
-  if (format === 'json') sinks.push(pino(pinoOptions, { write: (s: string) => output(s) }));
-  if (options.file !== undefined) sinks.push(pino(pinoOptions, openFile(options.file)));
+  });
+  const sinks: pinoType.Logger[] = [];
+  if (format === 'json') sinks.push(pino()(pinoOptions(), { write: (s: string) => output(s) }));
+  if (options.file !== undefined) sinks.push(pino()(pinoOptions(), openFile(options.file)));
   return build(level, format, format === 'human' ? output : undefined, sinks);
 }
 

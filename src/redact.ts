@@ -2,7 +2,8 @@
 const PATTERNS: [RegExp, string][] = [
   [/(authorization:\s*bearer\s+)[^\s"',]+/gi, '$1***'],
   [/(bearer\s+)[A-Za-z0-9._~+/=-]{6,}/gi, '$1***'],
-  [/((?:token|password|passwd|secret|api[_-]?key)["']?\s*[=:]\s*["']?)[^\s"'&,]+/gi, '$1***'],
+  // A hint such as "check the token: --analytics-token, …" names a flag, not a value: leave it readable.
+  [/((?:token|password|passwd|secret|api[_-]?key)["']?\s*[=:]\s*["']?)(?!--[a-z])[^\s"'&,]+/gi, '$1***'],
   [/(\/\/[^:/@\s]+:)[^@/\s]+@/g, '$1***@'],
 ];
 

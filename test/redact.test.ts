@@ -21,6 +21,13 @@ describe('redact', () => {
     expect(redact('tab stab')).toBe('tab stab');
   });
 
+  it('leaves a hint naming where to set a secret readable', () => {
+    expect(
+      redact('check the token: --analytics-token, SYNCCTL_ANALYTICS_TOKEN or profile key analyticsToken'),
+    ).toBe('check the token: --analytics-token, SYNCCTL_ANALYTICS_TOKEN or profile key analyticsToken');
+    expect(redact('password: -x9secret')).toBe('password: ***');
+  });
+
   it('leaves text without secrets unchanged', () => {
     const text = 'fetched 100 records from https://crm.example.com/api/customers?page=3';
     expect(redact(text)).toBe(text);

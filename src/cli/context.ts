@@ -5,8 +5,6 @@ import { createLogger, setActiveLogger, type LogFormat, type Logger, type LogLev
 import {
   GLOBAL_SETTINGS,
   KAFKA_SETTINGS,
-  loadSettings,
-  profilesPath,
   resolveSettings,
   type SettingGroup,
   type SettingValues,
@@ -17,6 +15,7 @@ import { kafkaSecurity } from '../connectors/kafka-security.js';
 import { defaultStatePath } from '../state/db.js';
 import { setJsonOutput, writeStdout } from './output.js';
 import { renderTable, type TableStyle } from './table.js';
+import { loadSettings, profilesPath } from '../settings/profiles.js';
 
 export interface GlobalFlags {
   profile?: string;

@@ -26,6 +26,8 @@ export interface AnalyticsConfig {
   backoffLimitMs: number;
   /** A Retry-After longer than this is not waited for: the delivery fails as temporary. */
   maxRetryAfterMs: number;
+  /** Largest response body (default 64 MiB); a larger one is cut off while streaming (LimitExceededError). */
+  maxResponseBytes?: number;
   /** HTTPS: a private CA, a client certificate (see tls.ts). */
   tls?: TlsFiles;
 }

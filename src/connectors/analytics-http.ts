@@ -4,9 +4,10 @@ import got, { type Got, type RequestError } from 'got';
 import { SinkPermanentError, SinkTransientError, type SyncError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { redact } from '../redact.js';
-import { whereToSet } from '../settings/index.js';
+import { DEFAULT_MAX_RESPONSE_BYTES, whereToSet } from '../settings/index.js';
 import type { AnalyticsConfig } from './analytics-config.js';
 import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
+import { gotBodyLimit } from './body-limit.js';
 import type { ClientTls } from './tls.js';
 
 /**
@@ -27,6 +28,13 @@ export function createClient(
     timeout: { request: config.timeoutMs },
     agent: agents,
     throwHttpErrors: true,
+    handlers: [
+      gotBodyLimit({
+        maxBytes: config.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+        setting: 'analyticsMaxResponseBytes',
+        what: 'an Analytics answer',
+      }),
+    ],
     // POST is safe to retry here because every request carries an Idempotency-Key.
     retry: gotRetryOptions(
       {

@@ -76,6 +76,8 @@ export interface CrmSourceConfig {
   maxRetryAfterMs: number;
   /** Exact duplicates (same id and content) within one run are dropped via an LRU of this many ids; 0 = off. */
   dedupeWindow: number;
+  /** Largest response body; a larger one is cut off while streaming (LimitExceededError). */
+  maxResponseBytes: number;
   /** HTTPS: a private CA, a client certificate (see tls.ts). */
   tls?: TlsFiles;
 }

@@ -7,6 +7,7 @@
 import got, { HTTPError, ParseError, RequestError, parseLinkHeader, type Got, type Response } from 'got';
 import {
   ConfigError,
+  LimitExceededError,
   SourceMalformedError,
   SourcePermanentError,
   SourceTransientError,
@@ -19,6 +20,7 @@ import { crmMapper, loadMappingSpec, type RecordMapper } from '../mapping/index.
 import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
 import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
 import { gotRetryOptions, isTransientStatus } from './retry-policy.js';
+import { gotBodyLimit } from './body-limit.js';
 import { ClientTls } from './tls.js';
 import {
   resolveCrmConfig,
@@ -102,6 +104,13 @@ export class CrmSource implements SourceConnector {
       https: this.tls.got,
       responseType: 'json',
       timeout: { request: config.timeoutMs },
+      handlers: [
+        gotBodyLimit({
+          maxBytes: config.maxResponseBytes,
+          setting: 'crmMaxResponseBytes',
+          what: 'a CRM page',
+        }),
+      ],
       // got's own base delay (1 s): the CRM settings bound only the cap and the Retry-After.
       retry: gotRetryOptions(
         {
@@ -365,6 +374,7 @@ export class CrmSource implements SourceConnector {
       );
     }
     if (
+      err instanceof LimitExceededError ||
       err instanceof SourceMalformedError ||
       err instanceof SourcePermanentError ||
       err instanceof ConfigError

@@ -31,6 +31,7 @@ import {
   type InventorySourceInput,
 } from './inventory-config.js';
 import { RetriesExhausted, classify, shorten, wsdlFailure } from './soap-faults.js';
+import { axiosBodyLimit, bodyTooLarge, isAxiosBodyLimit, type BodyLimit } from './body-limit.js';
 import { ClientTls } from './tls.js';
 import type { FetchWindow, SourceConnector, SourceFilters, SourcePage } from './source.js';
 import { WindowRecords, emptyRecordStats, readPath, type SourceRecordStats } from './source-records.js';
@@ -107,6 +108,14 @@ export class InventorySource implements SourceConnector {
     return out;
   }
 
+  private get bodyLimit(): BodyLimit {
+    return {
+      maxBytes: this.config.maxResponseBytes,
+      setting: 'inventoryMaxResponseBytes',
+      what: 'an Inventory SOAP response',
+    };
+  }
+
   private get policy(): RetryPolicy {
     const { retries, backoffBaseMs, backoffLimitMs, maxRetryAfterMs } = this.config;
     return { retries, backoffMs: backoffBaseMs, backoffLimitMs, maxRetryAfterMs };
@@ -122,6 +131,8 @@ export class InventorySource implements SourceConnector {
       try {
         return await call();
       } catch (err) {
+        // Cut off for its size: the same call would bring the same body, so it is not retried.
+        if (isAxiosBodyLimit(err)) throw bodyTooLarge(this.bodyLimit, `(${what})`);
         const tlsError = err instanceof TlsError ? err : this.tls.explain(err, url, attempt >= attempts);
         if (tlsError) throw tlsError;
         const failure = classify(err);
@@ -184,10 +195,12 @@ export class InventorySource implements SourceConnector {
               signal: AbortSignal.timeout(config.timeoutMs),
               httpAgent: this.httpAgent,
               httpsAgent: this.httpsAgent,
+              ...axiosBodyLimit(this.bodyLimit),
             },
             ...(config.endpoint === '' ? {} : { endpoint: config.endpoint }),
           });
         } catch (err) {
+          if (isAxiosBodyLimit(err)) throw err;
           // Certificate failures first: wsdlFailure would call them a broken WSDL.
           throw this.tls.explain(err, config.wsdlUrl, false) ?? wsdlFailure(err);
         }
@@ -266,6 +279,7 @@ export class InventorySource implements SourceConnector {
         signal: AbortSignal.timeout(config.timeoutMs),
         httpAgent: this.httpAgent,
         httpsAgent: this.httpsAgent,
+        ...axiosBodyLimit(this.bodyLimit),
       });
       if (result === null || typeof result !== 'object') {
         throw new SourceMalformedError(`the ${config.operation} response has no result element`);

@@ -115,6 +115,15 @@ export function kafkaSecurity(s: KafkaSecuritySettings): KafkaSecurity {
   };
 }
 
+/** How a client connects, for doctor: "SASL_SSL, SCRAM-SHA-512 as syncctl, CA /etc/kafka-ca.pem". */
+export function describeKafkaSecurity(security: KafkaSecurity): string {
+  const parts: string[] = [security.protocol];
+  const sasl = security.sasl as { mechanism: string; username?: string } | undefined;
+  if (sasl) parts.push(`${sasl.mechanism.toUpperCase()} as ${sasl.username ?? '?'}`);
+  if (security.ssl?.cert !== undefined) parts.push('client certificate');
+  return parts.join(', ');
+}
+
 function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | undefined)?.code;
   return typeof code === 'string' ? code : undefined;

@@ -1,14 +1,11 @@
 import { hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type * as ajvModule from 'ajv';
+import type { Ajv, ErrorObject, ValidateFunction } from 'ajv';
 import { DEFAULT_TOPICS } from '../settings/index.js';
-import addFormatsModule from 'ajv-formats';
 import { PACKAGE_ROOT } from '../paths.js';
-
-const envelopeSchema = JSON.parse(
-  readFileSync(join(PACKAGE_ROOT, 'schemas', 'envelope.schema.json'), 'utf8'),
-) as object;
 
 export type Source = 'crm' | 'inventory';
 export type Entity = 'customer' | 'product';
@@ -109,14 +106,18 @@ export function makeEnvelope(input: MakeEnvelopeInput): Envelope {
   return envelope;
 }
 
-const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 let compiled: ValidateFunction<Envelope> | undefined;
 
 /** Compiled on first use: commands that never read an envelope do not pay for it at start-up. */
 function envelopeValidator(): ValidateFunction<Envelope> {
   if (!compiled) {
-    const ajv = new Ajv({ allErrors: false, strict: false });
-    addFormats(ajv);
+    // Required here, not imported: commands that never validate an envelope never load ajv.
+    const require = createRequire(import.meta.url);
+    const ajv = new (require('ajv') as typeof ajvModule).Ajv({ allErrors: false, strict: false });
+    (require('ajv-formats') as { default: (ajv: Ajv) => Ajv }).default(ajv);
+    const envelopeSchema = JSON.parse(
+      readFileSync(join(PACKAGE_ROOT, 'schemas', 'envelope.schema.json'), 'utf8'),
+    ) as object;
     compiled = ajv.compile<Envelope>(envelopeSchema);
   }
   return compiled;

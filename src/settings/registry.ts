@@ -2,7 +2,9 @@
  * Every setting of every command and connector, merged into one table: what `config set`
  * validates against, what a profile may hold, and which values are secrets.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type * as ajvModule from 'ajv';
+import type { Ajv as AjvType, ValidateFunction } from 'ajv';
 import { describeRule, type SettingDef, type SettingGroup, type SettingValue } from './define.js';
 import { ANALYTICS_SETTINGS, CRM_SETTINGS, INVENTORY_SETTINGS } from './sources.js';
 import {
@@ -20,6 +22,7 @@ import {
 } from './stages.js';
 import { EXPORT_CSV_SETTINGS } from './export-csv.js';
 import { PROBE_SETTINGS } from './probe.js';
+import { LIMIT_SETTINGS } from './limits.js';
 import { KAFKA_SETTINGS } from './kafka.js';
 
 const GROUPS: readonly SettingGroup[] = [
@@ -39,6 +42,7 @@ const GROUPS: readonly SettingGroup[] = [
   RUN_SETTINGS,
   STATUS_SETTINGS,
   PROBE_SETTINGS,
+  LIMIT_SETTINGS,
   KAFKA_SETTINGS,
 ];
 
@@ -92,22 +96,29 @@ function schemaOf(def: SettingDef): Record<string, unknown> {
  * once; each setting's part is compiled the first time a value of it is checked. Compiling all of it
  * up front cost every command about half a second of start-up.
  */
-const ajv = new Ajv({ coerceTypes: true, strict: true });
-ajv.addSchema(
-  {
-    $id: 'syncctl-settings',
-    type: 'object',
-    properties: Object.fromEntries([...ALL_SETTINGS].map(([key, def]) => [key, schemaOf(def)])),
-    additionalProperties: false,
-  },
-  'syncctl-settings',
-);
+let ajvInstance: AjvType | undefined;
+// Made on the first value checked: `--help` and commands given no values never load ajv.
+function ajv(): AjvType {
+  if (ajvInstance) return ajvInstance;
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof ajvModule;
+  ajvInstance = new Ajv({ coerceTypes: true, strict: true });
+  ajvInstance.addSchema(
+    {
+      $id: 'syncctl-settings',
+      type: 'object',
+      properties: Object.fromEntries([...ALL_SETTINGS].map(([key, def]) => [key, schemaOf(def)])),
+      additionalProperties: false,
+    },
+    'syncctl-settings',
+  );
+  return ajvInstance;
+}
 const validators = new Map<string, ValidateFunction>();
 
 function validateSettings(key: string, data: Record<string, unknown>): boolean {
   let validate = validators.get(key);
   if (!validate) {
-    validate = ajv.compile({
+    validate = ajv().compile({
       type: 'object',
       properties: { [key]: { $ref: `syncctl-settings#/properties/${key}` } },
       additionalProperties: false,

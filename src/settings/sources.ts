@@ -1,5 +1,6 @@
 import { defineSettings, flagName } from './define.js';
 import { CRM_PRESET_NAMES } from './presets.js';
+import { responseLimit } from './limits.js';
 
 /**
  * The HTTPS settings every HTTP system has, named after it (crmCaFile, inventoryCaFile, …): one
@@ -224,6 +225,7 @@ export const CRM_SETTINGS = defineSettings({
     description: 'longest Retry-After waited for, in ms',
     field: 'maxRetryAfterMs',
   },
+  crmMaxResponseBytes: responseLimit('a CRM page'),
   crmDedupeWindow: {
     type: 'integer',
     min: 0,
@@ -396,6 +398,7 @@ export const INVENTORY_SETTINGS = defineSettings({
     description: 'longest Retry-After waited for, in ms',
     field: 'maxRetryAfterMs',
   },
+  inventoryMaxResponseBytes: responseLimit('a SOAP response (and the WSDL)'),
   inventoryDedupeWindow: {
     type: 'integer',
     min: 0,
@@ -462,5 +465,6 @@ export const ANALYTICS_SETTINGS = defineSettings({
     description: 'longest Retry-After waited for, in ms',
     field: 'maxRetryAfterMs',
   },
+  analyticsMaxResponseBytes: responseLimit('an Analytics answer'),
   ...tlsSettings('analytics', 'Analytics (deliveries and CSV uploads)'),
 });

@@ -1,12 +1,6 @@
 import { UsageError } from '../errors.js';
-import {
-  ALL_SETTINGS,
-  checkValue,
-  isSecretKey,
-  keyOfFlag,
-  openProfileStore,
-  type ProfileValues,
-} from '../settings/index.js';
+import { ALL_SETTINGS, checkValue, isSecretKey, keyOfFlag, type ProfileValues } from '../settings/index.js';
+import { openProfileStore } from '../settings/profiles.js';
 
 export interface ConfigStoreOptions {
   /** Directory of the profiles file (tests, or SYNCCTL_CONFIG_DIR). */

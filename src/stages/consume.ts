@@ -146,6 +146,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
       control,
       membership: member,
       delivery,
+      ...(options.maxRecordBytes === undefined ? {} : { maxRecordBytes: options.maxRecordBytes }),
     });
 
     control.watch(options.signal);

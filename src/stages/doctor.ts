@@ -21,7 +21,6 @@ import {
   CRM_SETTINGS,
   INVENTORY_SETTINGS,
   flagName,
-  loadSettings,
   resolveSettings,
   TOPIC_SETTINGS,
   whereToSet,
@@ -29,6 +28,7 @@ import {
 } from '../settings/index.js';
 import { isPostgresUrl, isSqliteFile, openDb, redactUrl } from '../state/db.js';
 import { MERGE_SCHEMA_VERSION, schemaVersion } from '../state/merge-schema.js';
+import { loadSettings } from '../settings/profiles.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
@@ -50,7 +50,12 @@ export interface DoctorOptions {
   /** The command's flags (setting keys), over the profile and environment. */
   flags: Readonly<Record<string, unknown>>;
   /** Null when the broker list itself is unusable (reported as a failed check). */
-  kafka: { client: Kafka; brokers: string[] } | null;
+  kafka: {
+    client: Kafka;
+    brokers: string[];
+    /** How it connects when not PLAINTEXT, e.g. "SASL_SSL, SCRAM-SHA-512 as syncctl". */
+    security?: string;
+  } | null;
   brokersError?: string;
   /** What to fix when the Kafka settings are unusable (a TLS file, SASL credentials); else the brokers. */
   brokersHint?: string;
@@ -246,7 +251,7 @@ async function kafkaChecks(options: DoctorOptions, results: CheckResult[]): Prom
     });
     return;
   }
-  const { client, brokers } = options.kafka;
+  const { client, brokers, security } = options.kafka;
   const admin = client.admin();
   const broker = await timed('kafka broker', timeoutMs, async () => {
     try {
@@ -254,7 +259,7 @@ async function kafkaChecks(options: DoctorOptions, results: CheckResult[]): Prom
       const cluster = await admin.describeCluster();
       return {
         status: 'pass',
-        detail: `${brokers.join(',')}: ${cluster.brokers.length} broker(s), controller ${cluster.controller ?? 'unknown'}, cluster ${cluster.clusterId}`,
+        detail: `${brokers.join(',')}${security ? ` (${security})` : ''}: ${cluster.brokers.length} broker(s), controller ${cluster.controller ?? 'unknown'}, cluster ${cluster.clusterId}`,
       };
     } catch (err) {
       throw toKafkaError(err, brokers, 'connecting');

@@ -123,7 +123,13 @@ export async function fetch(options: FetchOptions): Promise<FetchSummary> {
   return {
     ...base,
     mode: plan.mode,
-    status: run.failure ? 'failed' : run.interrupted ? 'interrupted' : 'completed',
+    status: run.failure
+      ? 'failed'
+      : run.interrupted
+        ? 'interrupted'
+        : run.pageLimited
+          ? 'page-limit'
+          : 'completed',
     output: { kind: output.kind, target: output.target },
     resumed: plan.resumed,
     window: result.window,

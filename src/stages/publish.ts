@@ -18,6 +18,7 @@ import type { Logger } from '../log.js';
 import { readRawLines } from '../io/lines.js';
 import { RejectFile, type Reject } from '../io/reject-file.js';
 import { parseEnvelopeLine, TOPIC_OF } from '../records/envelope.js';
+import { recordSizeProblem } from '../records/size-limit.js';
 
 export interface PublishOptions {
   kafka: Kafka;
@@ -30,6 +31,8 @@ export interface PublishOptions {
   /** Records per producer request; memory holds at most one batch. */
   batchSize?: number;
   maxBatchBytes?: number;
+  /** A longer line goes to the reject file, never held whole (--max-record-bytes). */
+  maxRecordBytes?: number;
   onProgress?: (published: number) => void;
   logger?: Logger;
 }
@@ -122,14 +125,19 @@ export async function publish(options: PublishOptions): Promise<PublishSummary> 
     await publisher?.connect();
     // A dry run does not ask the broker, so it checks sizes against Kafka's default limit.
     const limit: MessageSizeLimit = publisher?.limit ?? { bytes: DEFAULT_MAX_MESSAGE_BYTES, from: 'default' };
-    // A line longer than the limit cannot be published, so it is never held in memory whole.
-    for await (const line of readRawLines(input, { maxLineBytes: limit.bytes })) {
+    // A line longer than either limit cannot be published, so it is never held in memory whole.
+    const maxLineBytes = Math.min(limit.bytes, options.maxRecordBytes ?? Number.POSITIVE_INFINITY);
+    for await (const line of readRawLines(input, { maxLineBytes })) {
       const { lineNo, bytes } = line;
       summary.lines = lineNo;
       if (line.tooLong) {
         await rejects.add({
           line: lineNo,
-          reason: tooLargeReason(line.length, limit, options.topic),
+          // The reason names the limit that cut the line: the smaller of the two.
+          reason:
+            maxLineBytes < limit.bytes
+              ? (recordSizeProblem(line.length, options.maxRecordBytes) as string)
+              : tooLargeReason(line.length, limit, options.topic),
           raw: `${bytes.toString('utf8')}…`,
         });
         continue;

@@ -132,6 +132,7 @@ async function fetchStep(options: RunOptions, source: Source): Promise<RunStepRe
           output: parts.output,
           mode: options.fetchMode,
           rejectsPath: parts.rejectsPath,
+          ...parts.limits,
           onProgress: (p) => options.onProgress?.(name, { records: p.records, pages: p.pages }),
           ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
           ...(options.signal ? { signal: options.signal } : {}),

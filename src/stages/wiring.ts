@@ -15,6 +15,7 @@ import {
   CONSUME_SETTINGS,
   FETCH_SETTINGS,
   flagOf,
+  LIMIT_SETTINGS,
   resolveSettings,
   TOPIC_SETTINGS,
   type SettingsSource,
@@ -41,6 +42,8 @@ export interface FetchParts {
   db: Db;
   output: OutputSpec;
   rejectsPath: string;
+  /** --max-record-bytes and --max-pages, for fetch(). */
+  limits: { maxRecordBytes: number; maxPages?: number };
   /** The caller's logger with the source (and topic) on every line. */
   logger: Logger;
   close(): Promise<void>;
@@ -99,11 +102,13 @@ export async function openFetch(
     await connector.close().catch(() => {});
     throw err;
   }
+  const { maxRecordBytes, maxPages } = resolveSettings(LIMIT_SETTINGS, input.settings, input.flags);
   return {
     connector,
     db,
     output,
     rejectsPath,
+    limits: { maxRecordBytes, ...(maxPages === undefined ? {} : { maxPages }) },
     logger,
     close: async () => {
       await db.close().catch(() => {});
@@ -126,6 +131,7 @@ export interface ConsumeParts {
 export async function openConsume(input: SettingsInput & { kafka: KafkaOptions }): Promise<ConsumeParts> {
   const { brokers } = input.kafka;
   const values = resolveSettings(CONSUME_SETTINGS, input.settings, input.flags);
+  const { maxRecordBytes } = resolveSettings(LIMIT_SETTINGS, input.settings, input.flags);
   const topics = resolveSettings(TOPIC_SETTINGS, input.settings, input.flags);
   const logger = input.logger.child({
     group: values.group,
@@ -155,6 +161,7 @@ export async function openConsume(input: SettingsInput & { kafka: KafkaOptions }
       once: values.once,
       batchSize: values.batchSize,
       productRefPath: values.productRefPath,
+      maxRecordBytes,
       idleTimeoutMs: values.idleTimeout * 1000,
       shutdownTimeoutMs: values.shutdownTimeout * 1000,
       sessionTimeoutMs: values.sessionTimeout * 1000,

@@ -79,6 +79,22 @@ const ndjson: BadInputCase[] = [
   },
   {
     area: 'NDJSON file',
+    input: 'a line larger than `--max-record-bytes`',
+    does: 'rejects the line (its length and the limit), never holds it whole, publishes the rest',
+    exit: 3,
+    says: [/1 line\(s\) rejected/],
+    run: (ctx) =>
+      publishLines(
+        ctx,
+        'over-record-limit',
+        [good[0]!, withEnvelope({ data: { blob: 'x'.repeat(64 * 1024) } }), good[1]!],
+        ['--max-record-bytes', '32768'],
+      ),
+    kept: (_c, run) =>
+      expectPublished(run as never, 2, [[2, /over the 32768-byte limit \(--max-record-bytes\)/]]),
+  },
+  {
+    area: 'NDJSON file',
     input: 'a JSON array line',
     does: 'rejects the line, publishes the rest',
     exit: 3,
@@ -269,6 +285,8 @@ const flags: BadInputCase[] = [
       ['--batch-size', '-5', 'publish'],
       ['--batch-size', 'lots', 'publish'],
       ['--batch-size', '1.5', 'publish'],
+      ['--max-record-bytes', '0', 'publish'],
+      ['--max-record-bytes', '8MiB', 'publish'],
     ] as const
   ).map(([flag, value]): BadInputCase => ({
     area: 'flag / env',
@@ -299,6 +317,22 @@ const flags: BadInputCase[] = [
     exit: 2,
     says: [/--crm-page-size/],
     run: () => fetchCrm(['--crm-page-size', '0']),
+  },
+  {
+    area: 'flag / env',
+    input: '`SYNCCTL_MAX_PAGES=all`',
+    does: 'usage error naming the variable, no request made',
+    exit: 2,
+    says: [/SYNCCTL_MAX_PAGES/, /all/],
+    run: () => fetchCrm([], { SYNCCTL_MAX_PAGES: 'all' }),
+  },
+  {
+    area: 'flag / env',
+    input: '`--crm-max-response-bytes 0`',
+    does: 'usage error naming the flag, no request made',
+    exit: 2,
+    says: [/--crm-max-response-bytes/],
+    run: () => fetchCrm(['--crm-max-response-bytes', '0']),
   },
   {
     area: 'flag / env',

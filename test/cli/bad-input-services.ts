@@ -182,6 +182,27 @@ const crm: BadInputCase[] = [
     url: () => crmFixture({ faults: { serverError: { from: 1, status: 503 } } }),
   }),
   crmCase({
+    input: 'a page larger than `--crm-max-response-bytes` (streamed, no Content-Length)',
+    does: 'cut off while it streams in (never buffered whole), not retried; failure E_LIMIT naming the page and the setting',
+    exit: 1,
+    says: [/a CRM page from .*127\.0\.0\.1:\d+.* is too large/, /--crm-max-response-bytes/],
+    url: () => crmFixture({ faults: { hugeBody: { from: 1, bytes: 16 * 1024 * 1024 } } }),
+    extra: ['--crm-max-response-bytes', '1000000'],
+  }),
+  crmCase({
+    input: 'a record larger than `--max-record-bytes`',
+    does: 'rejects the record (reject file: id, size and limit), keeps the rest',
+    exit: 3,
+    says: [/reject/i],
+    url: () => crmFixture({ faults: { hugeRecord: { first: 1, bytes: 300_000 } } }),
+    extra: ['--max-record-bytes', '200000'],
+    kept: (_c, run) => {
+      const lines = readRejects((run as unknown as { rejects: string }).rejects);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.reason).toMatch(/^customer C\d+: record too large: .*\(--max-record-bytes\)$/);
+    },
+  }),
+  crmCase({
     input: 'a CRM that never answers',
     does: 'temporary failure after --crm-timeout',
     exit: 75,
@@ -198,6 +219,7 @@ async function fetchFromInventory(
   faults: InventoryFaultOptions,
   password = INV_PASSWORD,
   wsdl?: string,
+  env: Record<string, string> = {},
 ) {
   let wsdlUrl = wsdl;
   if (!wsdlUrl) {
@@ -233,6 +255,7 @@ async function fetchFromInventory(
       SYNCCTL_INVENTORY_USER: INV_USER,
       SYNCCTL_INVENTORY_PASSWORD: password,
       SYNCCTL_STATE: join(ctx.dir, `${out}.db`),
+      ...env,
     },
   );
   return { ...run, out, rejects: `${out}.rejects` };
@@ -243,13 +266,14 @@ function soapCase(
     faults?: InventoryFaultOptions;
     password?: string;
     wsdl?: () => Promise<string>;
+    env?: Record<string, string>;
   },
 ): BadInputCase {
   return {
     ...c,
     area: 'SOAP response',
     run: async (ctx) =>
-      fetchFromInventory(ctx, c.faults ?? {}, c.password, c.wsdl ? await c.wsdl() : undefined),
+      fetchFromInventory(ctx, c.faults ?? {}, c.password, c.wsdl ? await c.wsdl() : undefined, c.env),
   };
 }
 
@@ -295,6 +319,27 @@ const soap: BadInputCase[] = [
     },
   }),
   soapCase({
+    input: 'a response larger than `SYNCCTL_INVENTORY_MAX_RESPONSE_BYTES`',
+    does: 'cut off while it streams in, not retried; failure E_LIMIT naming the call and the setting',
+    exit: 1,
+    says: [/an Inventory SOAP response \(ListProducts page 1/, /--inventory-max-response-bytes/],
+    faults: { hugeBody: { from: 1, bytes: 16 * 1024 * 1024 } },
+    env: { SYNCCTL_INVENTORY_MAX_RESPONSE_BYTES: '1000000' },
+  }),
+  soapCase({
+    input: 'a product larger than `SYNCCTL_MAX_RECORD_BYTES`',
+    does: 'rejects the product (reject file: id, size and limit), keeps the rest',
+    exit: 3,
+    says: [/reject/i],
+    faults: { hugeRecord: { first: 1, bytes: 300_000 } },
+    env: { SYNCCTL_MAX_RECORD_BYTES: '200000' },
+    kept: (_c, run) => {
+      const lines = readRejects((run as unknown as { rejects: string }).rejects);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.reason).toMatch(/^product P\d+: record too large: .*\(--max-record-bytes\)$/);
+    },
+  }),
+  soapCase({
     input: 'a wrong WS-Security password (soap:Client fault)',
     does: 'failure naming the authentication fault',
     exit: 1,
@@ -311,7 +356,7 @@ const soap: BadInputCase[] = [
 ];
 
 /** One consume --once over these raw messages on the customer topic; returns the run and the letters. */
-async function consumeRaw(raw: NonNullable<Published['raw']>) {
+async function consumeRaw(raw: NonNullable<Published['raw']>, extra: string[] = []) {
   const h = await createHarness('sqlite');
   closers.push(() => h.close());
   const world = new SourceWorld();
@@ -320,7 +365,7 @@ async function consumeRaw(raw: NonNullable<Published['raw']>) {
     { topic: h.productTopic, envelopes: productEnvelopes },
     { topic: h.customerTopic, envelopes: customerEnvelopes, raw },
   ]);
-  const run = await cli([...h.cliArgs(), '--once', '--json'], h.cliEnv());
+  const run = await cli([...h.cliArgs(), '--once', '--json', ...extra], h.cliEnv());
   const letters = await readAll(h.dlqTopic);
   return { ...run, letters, dlqTopic: h.dlqTopic };
 }
@@ -331,6 +376,7 @@ function kafkaCase(
   raw: NonNullable<Published['raw']>,
   reason: RegExp,
   exit = 3,
+  extra: string[] = [],
 ): BadInputCase {
   return {
     area: 'Kafka message',
@@ -340,7 +386,7 @@ function kafkaCase(
     says: [/dead-letter/i],
     run: (ctx) => {
       void ctx;
-      return consumeRaw(raw);
+      return consumeRaw(raw, extra);
     },
     kept: (_c, run) => {
       const letters = (run as unknown as { letters: Letters }).letters;
@@ -389,6 +435,13 @@ const kafka: BadInputCase[] = [
     'an envelope-like message without a key',
     [{ key: null, value: '{"schemaVersion":1}' }],
     /key|required/,
+  ),
+  kafkaCase(
+    'a message larger than `--max-record-bytes`',
+    [{ key: 'C9', value: `{"x":"${'h'.repeat(300 * 1024)}"}` }],
+    /over the 200000-byte limit \(--max-record-bytes\)/,
+    3,
+    ['--max-record-bytes', '200000'],
   ),
   kafkaCase(
     'a huge (900 kB) non-envelope message',

@@ -43,6 +43,7 @@ export async function publishLines(
   ctx: Ctx,
   name: string,
   lines: Parameters<typeof writeNdjson>[1] | Buffer,
+  extra: string[] = [],
 ): Promise<CliRun & { input: string; rejects: string }> {
   const input = file(ctx, `${name}.ndjson`);
   if (Buffer.isBuffer(lines)) {
@@ -51,7 +52,19 @@ export async function publishLines(
   } else writeNdjson(input, lines);
   const rejects = `${input}.rejects`;
   const run = await runSyncctl(
-    ['--json', '-b', testBrokers(), 'publish', '--topic', ctx.topic, '--in', input, '--rejects', rejects],
+    [
+      '--json',
+      '-b',
+      testBrokers(),
+      'publish',
+      '--topic',
+      ctx.topic,
+      '--in',
+      input,
+      '--rejects',
+      rejects,
+      ...extra,
+    ],
     { timeoutMs: DEFAULT_BOUND_MS * 2 },
   );
   return { ...run, input, rejects };

@@ -242,7 +242,9 @@ describe('the SASL password', () => {
     expect(list.stdout).toMatch(/kafkaSaslPassword = \*\*\*/);
     await syncctl('config list --json', [...profile, '--json', 'config', 'list']);
     const doctor = await syncctl('doctor', [...logged, 'doctor']);
-    expect(doctor.stdout).toMatch(/kafka broker\s+ok/);
+    expect(doctor.stdout).toMatch(
+      /kafka broker\s+ok\s+\d+ ms\s+127\.0\.0\.1:\d+ \(SASL_SSL, SCRAM-SHA-512 as syncctl\)/,
+    );
     await syncctl('doctor --json', [...logged, '--json', 'doctor']);
     await syncctl('doctor (wrong password)', [...logged, 'doctor'], {
       SYNCCTL_KAFKA_SASL_PASSWORD: `${password}x`,

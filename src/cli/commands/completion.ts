@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import { completionScript, SHELLS, type Shell } from '../completion.js';
-import { action } from '../context.js';
+import { action } from '../action.js';
 
 const EXAMPLES = `
 Examples:

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
-import { getProfileValue, listProfiles, setProfileValue, unsetProfileValue } from '../../stages/config.js';
-import { action } from '../context.js';
+import { action } from '../action.js';
 
 interface ConfigFlags {
   profile?: string;
@@ -33,6 +32,7 @@ export default function register(program: Command): void {
     .action(
       action(async (_ctx, _opts, command) => {
         const [name, value] = command.args as [string, string];
+        const { setProfileValue } = await import('../../stages/config.js');
         const result = setProfileValue(profileOf(command), name, value, cwd());
         return { data: result, text: `${result.profile}: ${result.key} set (${result.path})` };
       }, editsProfiles),
@@ -44,6 +44,7 @@ export default function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ syncctl --profile nightly config get crm-url')
     .action(
       action(async (_ctx, _opts, command) => {
+        const { getProfileValue } = await import('../../stages/config.js');
         const result = getProfileValue(profileOf(command), command.args[0] as string, cwd());
         return {
           data: result,
@@ -60,6 +61,7 @@ export default function register(program: Command): void {
     .addHelpText('after', '\nExample:\n  $ syncctl config unset brokers')
     .action(
       action(async (_ctx, _opts, command) => {
+        const { unsetProfileValue } = await import('../../stages/config.js');
         const result = unsetProfileValue(profileOf(command), command.args[0] as string, cwd());
         return {
           data: result,
@@ -74,6 +76,7 @@ export default function register(program: Command): void {
     .addHelpText('after', '\nExamples:\n  $ syncctl config list\n  $ syncctl config list --json')
     .action(
       action(async () => {
+        const { listProfiles } = await import('../../stages/config.js');
         const listing = listProfiles(cwd());
         const lines = [`# ${listing.path}`];
         for (const [name, values] of Object.entries(listing.profiles)) {

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
-import { ANALYTICS_SETTINGS, CONSUME_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
-import { consume, type ConsumeSummary } from '../../stages/consume.js';
-import { openConsume } from '../../stages/wiring.js';
-import { acquireLock, type HeldLock } from '../../state/locks.js';
-import { stopOnSignals } from '../signals.js';
-import { startProgress } from '../spinner.js';
-import { action } from '../context.js';
+import {
+  ANALYTICS_SETTINGS,
+  CONSUME_SETTINGS,
+  LIMIT_SETTINGS,
+  TOPIC_SETTINGS,
+} from '../../settings/index.js';
+import type { ConsumeSummary } from '../../stages/consume.js';
+import type { HeldLock } from '../../state/locks.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
 
 function seconds(ms: number): string {
@@ -32,6 +34,7 @@ export default function register(program: Command): void {
       'consume customer_data and inventory_data, merge, dedupe and deliver unified records to Analytics',
     );
   addSettingOptions(command, CONSUME_SETTINGS);
+  addSettingOptions(command, LIMIT_SETTINGS, ['maxRecordBytes']);
   addSettingOptions(command, TOPIC_SETTINGS);
   addSettingOptions(command, ANALYTICS_SETTINGS)
     .addHelpText(
@@ -54,6 +57,11 @@ Examples:
     )
     .action(
       action(async (ctx, _opts, cmd) => {
+        const { consume } = await import('../../stages/consume.js');
+        const { openConsume } = await import('../../stages/wiring.js');
+        const { acquireLock } = await import('../../state/locks.js');
+        const { stopOnSignals } = await import('../signals.js');
+        const { startProgress } = await import('../spinner.js');
         const parts = await openConsume({
           kafka: ctx.kafkaOptions(),
           settings: ctx.settings,

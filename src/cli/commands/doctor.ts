@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode } from '../../errors.js';
 import {
   ANALYTICS_SETTINGS,
@@ -9,8 +8,9 @@ import {
   INVENTORY_SETTINGS,
   TOPIC_SETTINGS,
 } from '../../settings/index.js';
-import { doctor, type CheckResult } from '../../stages/doctor.js';
-import { action, type CliContext } from '../context.js';
+import type { CheckResult, DoctorOptions } from '../../stages/doctor.js';
+import { action } from '../action.js';
+import type { CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 
 const EXAMPLES = `
@@ -56,13 +56,23 @@ export default function register(program: Command): void {
     .action(
       action<Record<string, never>>(
         async (ctx, _opts, cmd) => {
+          const { createKafka } = await import('../../connectors/kafka.js');
+          const { describeKafkaSecurity } = await import('../../connectors/kafka-security.js');
+          const { doctor } = await import('../../stages/doctor.js');
           const { checkTimeout } = ctx.resolve(DOCTOR_SETTINGS);
-          let kafka: { client: ReturnType<typeof createKafka>; brokers: string[] } | null = null;
+          let kafka: DoctorOptions['kafka'] = null;
           let brokersError: string | undefined;
           let brokersHint: string | undefined;
           try {
             const options = ctx.kafkaOptions();
-            kafka = { client: createKafka(options), brokers: options.brokers };
+            kafka = {
+              client: createKafka(options),
+              brokers: options.brokers,
+              // PLAINTEXT, the default, goes unsaid as it always has.
+              ...(options.security && options.security.protocol !== 'PLAINTEXT'
+                ? { security: describeKafkaSecurity(options.security) }
+                : {}),
+            };
           } catch (err) {
             brokersError = (err as Error).message;
             brokersHint = (err as { hint?: string }).hint;

@@ -1,19 +1,14 @@
 import type { Command } from 'commander';
-import { analyticsConfigFromSettings } from '../../connectors/analytics-sink.js';
 import { UsageError } from '../../errors.js';
-import { rejectDirectory } from '../../paths.js';
 import {
   ANALYTICS_SETTINGS,
   CONSUME_SETTINGS,
   EXPORT_CSV_SETTINGS,
   resolveSettings,
 } from '../../settings/index.js';
-import { exportCsv, type ExportCsvSummary, type ExportEntity } from '../../stages/export-csv.js';
+import type { ExportCsvSummary, ExportEntity } from '../../stages/export-csv.js';
 import { DEFAULT_COLUMNS } from '../../stages/export-csv-columns.js';
-import { openDb } from '../../state/db.js';
-import { action } from '../context.js';
-import { stopOnSignals } from '../signals.js';
-import { startProgress } from '../spinner.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
 
 export function describeSummary(s: ExportCsvSummary): string {
@@ -69,6 +64,12 @@ Examples:
     )
     .action(
       action(async (ctx, _opts, cmd) => {
+        const { analyticsConfigFromSettings } = await import('../../connectors/analytics-sink.js');
+        const { rejectDirectory } = await import('../../paths.js');
+        const { exportCsv } = await import('../../stages/export-csv.js');
+        const { openDb } = await import('../../state/db.js');
+        const { stopOnSignals } = await import('../signals.js');
+        const { startProgress } = await import('../spinner.js');
         const flags = cmd.opts();
         const settings = resolveSettings(EXPORT_CSV_SETTINGS, ctx.settings, flags);
         const { productRefPath } = resolveSettings(CONSUME_SETTINGS, ctx.settings, flags);

@@ -9,17 +9,16 @@ import {
   INVENTORY_SETTINGS,
   isSecretKey,
   keyOfFlag,
+  LIMIT_SETTINGS,
 } from '../../settings/index.js';
 import { parseTime, parseWindowSpec } from '../../stages/fetch/plan.js';
-import { fetch, type FetchMode, type FetchSummary } from '../../stages/fetch.js';
-import { openFetch, type FetchTarget } from '../../stages/wiring.js';
-import { acquireLock, type HeldLock } from '../../state/locks.js';
+import type { FetchMode, FetchSummary } from '../../stages/fetch.js';
+import type { FetchTarget } from '../../stages/wiring.js';
+import type { HeldLock } from '../../state/locks.js';
 import { redact } from '../../redact.js';
-import { contextFrom, type CliContext } from '../context.js';
+import type { CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
-import { stopOnSignals } from '../signals.js';
 import { claimStdout, writeStdout } from '../output.js';
-import { startProgress } from '../spinner.js';
 
 const EXAMPLES = `
 Examples:
@@ -64,6 +63,10 @@ export function describeSummary(s: FetchSummary): string {
       `windows: ${b.windows} of ${b.window} (concurrency ${b.concurrency}): ${b.completed} fetched, ${b.alreadyDone} already done, ${b.resumed} resumed, ${b.failed} failed, ${b.remaining} remaining`,
     );
   }
+  if (s.status === 'page-limit')
+    lines.push(
+      `stopped at ${flagOf(LIMIT_SETTINGS, 'maxPages')}; the next run continues after the last page`,
+    );
   const cp = s.checkpoint;
   lines.push(
     s.mode === 'backfill'
@@ -111,6 +114,11 @@ function rerunCommand(argv: string[]): string {
 }
 
 async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise<ExitCode> {
+  const { fetch } = await import('../../stages/fetch.js');
+  const { openFetch } = await import('../../stages/wiring.js');
+  const { acquireLock } = await import('../../state/locks.js');
+  const { stopOnSignals } = await import('../signals.js');
+  const { startProgress } = await import('../spinner.js');
   const {
     source,
     publish,
@@ -196,6 +204,7 @@ async function runFetch(ctx: CliContext, opts: Record<string, unknown>): Promise
       resumeOnly: resume,
       restart,
       rejectsPath: parts.rejectsPath,
+      ...parts.limits,
       concurrency,
       signal: stop.signal,
       logger: parts.logger,
@@ -236,10 +245,12 @@ export default function register(program: Command): void {
     .command('fetch')
     .description('page through the CRM or Inventory and write envelopes as NDJSON or publish them to Kafka');
   addSettingOptions(command, FETCH_SETTINGS);
+  addSettingOptions(command, LIMIT_SETTINGS);
   addSettingOptions(command, CRM_SETTINGS);
   addSettingOptions(command, INVENTORY_SETTINGS);
   command.addHelpText('after', EXAMPLES).action(async (...args: unknown[]) => {
     const cmd = args[args.length - 1] as Command & { exitCodeResult?: number };
+    const { contextFrom } = await import('../context.js');
     const ctx = contextFrom(cmd);
     cmd.exitCodeResult = await runFetch(ctx, cmd.opts());
   });

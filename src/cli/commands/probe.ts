@@ -2,9 +2,9 @@ import type { Command } from 'commander';
 import { ExitCode, UsageError } from '../../errors.js';
 import type { Source } from '../../records/envelope.js';
 import { CRM_SETTINGS, INVENTORY_SETTINGS, PROBE_SETTINGS, flagOf } from '../../settings/index.js';
-import { probe, type ProbeRecord, type ProbeReport } from '../../stages/probe.js';
-import { openSource } from '../../stages/wiring.js';
-import { action, type CliContext } from '../context.js';
+import type { ProbeRecord, ProbeReport } from '../../stages/probe.js';
+import { action } from '../action.js';
+import type { CliContext } from '../context.js';
 import { addSettingOptions } from '../options.js';
 
 const HELP = `
@@ -84,6 +84,8 @@ export default function register(program: Command): void {
   addSettingOptions(command, INVENTORY_SETTINGS);
   command.addHelpText('after', HELP).action(
     action(async (ctx, opts: Record<string, unknown>) => {
+      const { probe } = await import('../../stages/probe.js');
+      const { openSource } = await import('../../stages/wiring.js');
       const { source, limit } = ctx.resolve(PROBE_SETTINGS);
       if (source === undefined) {
         throw new UsageError(`${flagOf(PROBE_SETTINGS, 'source')} is required (crm or inventory)`);

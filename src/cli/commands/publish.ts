@@ -1,24 +1,26 @@
 import type { Command } from 'commander';
-import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import { envName, flagOf, PUBLISH_SETTINGS } from '../../settings/index.js';
-import { publish } from '../../stages/publish.js';
-import { action } from '../context.js';
+import { envName, flagOf, LIMIT_SETTINGS, PUBLISH_SETTINGS } from '../../settings/index.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
-import { rejectDirectory } from '../../paths.js';
 
 export default function register(program: Command): void {
   const command = program
     .command('publish')
     .description('publish NDJSON envelopes to a Kafka topic, keyed by entity id');
-  addSettingOptions(command, PUBLISH_SETTINGS)
+  addSettingOptions(command, PUBLISH_SETTINGS);
+  addSettingOptions(command, LIMIT_SETTINGS, ['maxRecordBytes'])
     .addHelpText(
       'after',
       '\nExamples:\n  $ syncctl publish --topic customer_data --in customers.ndjson\n  $ syncctl fetch --source crm | syncctl publish --topic customer_data\n  $ syncctl publish --topic inventory_data --in products.ndjson --dry-run --json',
     )
     .action(
       action(async (ctx) => {
+        const { createKafka } = await import('../../connectors/kafka.js');
+        const { publish } = await import('../../stages/publish.js');
+        const { rejectDirectory } = await import('../../paths.js');
         const { topic, in: input, rejects, dryRun, batchSize } = ctx.resolve(PUBLISH_SETTINGS);
+        const { maxRecordBytes } = ctx.resolve(LIMIT_SETTINGS);
         if (topic === undefined) {
           throw new UsageError(`${flagOf(PUBLISH_SETTINGS, 'topic')} is required (or ${envName('topic')})`);
         }
@@ -35,6 +37,7 @@ export default function register(program: Command): void {
           rejectsPath,
           dryRun,
           batchSize,
+          maxRecordBytes,
           logger: ctx.logger,
         });
         if (summary.rejects > 0) {

@@ -7,18 +7,17 @@ import {
   CRM_SETTINGS,
   FETCH_SETTINGS,
   INVENTORY_SETTINGS,
+  LIMIT_SETTINGS,
   RUN_SETTINGS,
   TOPIC_SETTINGS,
 } from '../../settings/index.js';
 import { parseTime, parseWindowSpec } from '../../stages/fetch/plan.js';
 import type { FetchMode, FetchSummary } from '../../stages/fetch.js';
 import type { ConsumeSummary } from '../../stages/consume.js';
-import { runRegistry, writeMetricsFile } from '../../stages/run-metrics.js';
-import { RUN_STEPS, runJob, type RunStepKind, type RunSummary } from '../../stages/run.js';
-import { action } from '../context.js';
+import type { RunStepKind, RunSummary } from '../../stages/run.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
-import { stopOnSignals } from '../signals.js';
-import { startProgress, type ProgressLine } from '../spinner.js';
+import type { ProgressLine } from '../spinner.js';
 import type { ExportCsvSummary } from '../../stages/export-csv.js';
 import { describeSummary as describeConsume } from './consume.js';
 import { describeSummary as describeExport } from './export-csv.js';
@@ -43,7 +42,7 @@ Examples:
 Cron:
   15 2 * * *  syncctl run --job nightly --quiet --metrics-file /var/lib/node_exporter/textfile/syncctl.prom`;
 
-function parseSteps(text: string): RunStepKind[] {
+function parseSteps(text: string, RUN_STEPS: readonly RunStepKind[]): RunStepKind[] {
   const steps = text
     .split(',')
     .map((s) => s.trim())
@@ -90,6 +89,7 @@ export default function register(program: Command): void {
     'sessionTimeout',
     'maxDeliveryDelay',
   ]);
+  addSettingOptions(command, LIMIT_SETTINGS);
   addSettingOptions(command, TOPIC_SETTINGS);
   addSettingOptions(command, CRM_SETTINGS);
   addSettingOptions(command, INVENTORY_SETTINGS);
@@ -97,9 +97,13 @@ export default function register(program: Command): void {
     .addHelpText('after', HELP)
     .action(
       action(async (ctx, _opts, cmd) => {
+        const { runRegistry, writeMetricsFile } = await import('../../stages/run-metrics.js');
+        const { RUN_STEPS, runJob } = await import('../../stages/run.js');
+        const { stopOnSignals } = await import('../signals.js');
+        const { startProgress } = await import('../spinner.js');
         const { job, steps: stepsText, metricsFile } = ctx.resolve(RUN_SETTINGS);
         const { since, until, window, concurrency } = ctx.resolve(FETCH_SETTINGS);
-        const steps = parseSteps(stepsText);
+        const steps = parseSteps(stepsText, RUN_STEPS);
         if (until !== undefined && since === undefined) throw new UsageError('--until needs --since');
         let fetchMode: FetchMode = { kind: 'incremental' };
         if (since !== undefined) {

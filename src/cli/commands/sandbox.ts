@@ -1,19 +1,14 @@
 import type { Command } from 'commander';
 import { ExitCode } from '../../errors.js';
-import {
-  defaultSandboxDir,
-  sandboxDown,
-  sandboxEnv,
-  sandboxNodes,
-  sandboxStatus,
-  sandboxUp,
-} from '../../sandbox/sandbox.js';
 import { resolveSettings, SANDBOX_SETTINGS } from '../../settings/index.js';
-import { action } from '../context.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
 
 const profileOptional = { profileOptional: true };
-const dirOf = (dir: string | undefined): string => dir ?? defaultSandboxDir();
+// The sandbox module brings the Kafka client along: loaded when a sandbox command runs, not for --help.
+const sandboxModule = () => import('../../sandbox/sandbox.js');
+const dirOf = async (dir: string | undefined): Promise<string> =>
+  dir ?? (await sandboxModule()).defaultSandboxDir();
 
 /**
  * `sandbox up --brokers 3`: the program's -b/--brokers (a bootstrap list) takes the flag before
@@ -63,7 +58,9 @@ export default function register(program: Command): void {
           ? 'starting the sandbox (Kafka broker and fixture systems)…'
           : `starting the sandbox (${brokerCount} Kafka brokers and fixture systems)…`,
       );
-      const { state, alreadyRunning } = await sandboxUp(dirOf(dir), {
+      const { state, alreadyRunning } = await (
+        await sandboxModule()
+      ).sandboxUp(await dirOf(dir), {
         brokers: brokerCount,
         ...(port !== undefined ? { port } : {}),
         secure,
@@ -71,7 +68,7 @@ export default function register(program: Command): void {
       const tls = state.kafka.secure;
       const data: Record<string, unknown> = { kafka: state.kafka.brokers, dir: state.dir, alreadyRunning };
       if (tls) data.kafkaListeners = { SASL_SSL: tls.saslSsl, SSL: tls.mtls, PLAINTEXT: tls.plaintext };
-      const nodes = sandboxNodes(state);
+      const nodes = (await sandboxModule()).sandboxNodes(state);
       if (nodes.length > 1) {
         data.replicationFactor = state.kafka.replicationFactor;
         data.minInsyncReplicas = state.kafka.minInsyncReplicas;
@@ -98,7 +95,7 @@ export default function register(program: Command): void {
       .addHelpText('after', '\nExamples:\n  $ syncctl sandbox status\n  $ syncctl sandbox status --json'),
   ).action(
     action(async (ctx) => {
-      const status = sandboxStatus(dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
+      const status = (await sandboxModule()).sandboxStatus(await dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
       const lines = [status.running ? 'running' : 'not running'];
       if (status.kafka && status.kafka.nodes.length === 1)
         lines.push(`  kafka: ${status.kafka.brokers} (${status.kafka.alive ? 'up' : 'down'})`);
@@ -128,7 +125,7 @@ export default function register(program: Command): void {
       .addHelpText('after', '\nExample:\n  $ eval "$(syncctl sandbox env)"'),
   ).action(
     action(async (ctx) => {
-      const env = sandboxEnv(dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
+      const env = (await sandboxModule()).sandboxEnv(await dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
       const text = Object.entries(env)
         .map(([k, v]) => `export ${k}=${shellQuote(v)}`)
         .join('\n');
@@ -143,7 +140,9 @@ export default function register(program: Command): void {
       .addHelpText('after', '\nExample:\n  $ syncctl sandbox down'),
   ).action(
     action(async (ctx) => {
-      const result = await sandboxDown(dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
+      const result = await (
+        await sandboxModule()
+      ).sandboxDown(await dirOf(ctx.resolve(SANDBOX_SETTINGS).dir));
       return {
         data: result,
         text: result.stopped.length > 0 ? `stopped: ${result.stopped.join(', ')}` : 'nothing was running',

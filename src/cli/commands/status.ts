@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { createKafka } from '../../connectors/kafka.js';
 import { CONSUME_SETTINGS, STATUS_SETTINGS, TOPIC_SETTINGS } from '../../settings/index.js';
-import { status, type StatusReport } from '../../stages/status.js';
-import { action } from '../context.js';
+import type { StatusReport } from '../../stages/status.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
 
 const HELP = `
@@ -115,6 +114,8 @@ export default function register(program: Command): void {
     .addHelpText('after', HELP)
     .action(
       action(async (ctx) => {
+        const { createKafka } = await import('../../connectors/kafka.js');
+        const { status } = await import('../../stages/status.js');
         const { runs } = ctx.resolve(STATUS_SETTINGS);
         const { group } = ctx.resolve(CONSUME_SETTINGS);
         const topics = ctx.resolve(TOPIC_SETTINGS);

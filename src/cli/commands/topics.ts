@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { createKafka } from '../../connectors/kafka.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import { TOPIC_SETTINGS, TOPICS_ENSURE_SETTINGS } from '../../settings/index.js';
-import { DEFAULT_TOPICS, describeTopics, ensureTopics } from '../../stages/topics.js';
-import { action } from '../context.js';
+import { DEFAULT_TOPICS, TOPIC_SETTINGS, TOPICS_ENSURE_SETTINGS } from '../../settings/index.js';
+import { action } from '../action.js';
 import { addSettingOptions } from '../options.js';
 
 interface EnsureFlags {
@@ -46,6 +44,8 @@ export default function register(program: Command): void {
     )
     .action(
       action<EnsureFlags>(async (ctx, opts) => {
+        const { createKafka } = await import('../../connectors/kafka.js');
+        const { ensureTopics } = await import('../../stages/topics.js');
         const brokers = ctx.brokers();
         const { partitions, dlqPartitions, replicationFactor } = ctx.resolve(TOPICS_ENSURE_SETTINGS);
         const names = ctx.resolve(TOPIC_SETTINGS);
@@ -108,6 +108,8 @@ export default function register(program: Command): void {
     )
     .action(
       action<Record<string, never>>(async (ctx, _opts, command) => {
+        const { createKafka } = await import('../../connectors/kafka.js');
+        const { describeTopics } = await import('../../stages/topics.js');
         const brokers = ctx.brokers();
         const asked = command.args;
         const configured = ctx.resolve(TOPIC_SETTINGS);

@@ -23,6 +23,8 @@ export interface MergeMessagesOptions {
   logger: Logger;
   /** Called between merge chunks, so a long batch keeps the group membership alive. */
   heartbeat: () => Promise<void>;
+  /** Larger message values are dead-lettered (--max-record-bytes). */
+  maxRecordBytes?: number;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function mergeMessages(
   const items: MergeItem[] = [];
   const letters: DeadLetter[] = [];
   for (const message of messages) {
-    const decoded = decodeMessage(topic, partition, message, entity);
+    const decoded = decodeMessage(topic, partition, message, entity, o.maxRecordBytes);
     if (decoded.kind === 'merge') {
       items.push(decoded.item);
       if (decoded.item.envelope === null) counters.tombstones++;
@@ -78,6 +80,7 @@ export interface BatchHandlerOptions {
   control: RunControl;
   membership: GroupMembership;
   delivery: DeliveryScheduler;
+  maxRecordBytes?: number;
 }
 
 /**
@@ -113,6 +116,7 @@ export class BatchHandler {
       counters: this.o.counters,
       logger: this.o.logger,
       heartbeat: mergeHeartbeat,
+      ...(this.o.maxRecordBytes === undefined ? {} : { maxRecordBytes: this.o.maxRecordBytes }),
     });
     // A partition taken away mid-batch (rebalance) is read again by its new owner.
     if (control.halted || payload.isStale()) return;

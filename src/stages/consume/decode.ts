@@ -2,6 +2,7 @@ import type { KafkaMessage } from 'kafkajs';
 import type { DeadLetter } from '../../connectors/dead-letter.js';
 import { parseEnvelopeLine, type Entity } from '../../records/envelope.js';
 import type { MergeItem } from '../../state/merge-store.js';
+import { recordSizeProblem } from '../../records/size-limit.js';
 
 /** What one Kafka message from a data topic is: something to merge, or something to dead-letter. */
 export type Decoded = { kind: 'merge'; item: MergeItem } | { kind: 'dead-letter'; letter: DeadLetter };
@@ -9,15 +10,19 @@ export type Decoded = { kind: 'merge'; item: MergeItem } | { kind: 'dead-letter'
 /** The error class and code on dead letters for messages that are not valid envelopes. */
 export const INVALID_MESSAGE = { class: 'InvalidEnvelopeError', code: 'E_INPUT' } as const;
 
+/** The error class and code on dead letters for messages over --max-record-bytes. */
+export const OVERSIZED_MESSAGE = { class: 'LimitExceededError', code: 'E_LIMIT' } as const;
+
 export function decodeMessage(
   topic: string,
   partition: number,
   message: KafkaMessage,
   entity: Entity,
+  maxRecordBytes?: number,
 ): Decoded {
   const key = message.key === null ? null : message.key.toString('utf8');
   const position = { topic, partition, offset: message.offset };
-  const reject = (reason: string): Decoded => ({
+  const reject = (reason: string, error: { class: string; code: string } = INVALID_MESSAGE): Decoded => ({
     kind: 'dead-letter',
     letter: {
       kind: 'source-message',
@@ -26,8 +31,8 @@ export function decodeMessage(
       originalHeaders: message.headers ?? {},
       source: { topic, partition, offset: message.offset, key, timestamp: message.timestamp ?? null },
       error: {
-        class: INVALID_MESSAGE.class,
-        code: INVALID_MESSAGE.code,
+        class: error.class,
+        code: error.code,
         message: `${topic}[${partition}]@${message.offset}: ${reason}`,
       },
       attempts: 1,
@@ -39,6 +44,9 @@ export function decodeMessage(
     if (key === null || key === '') return reject('tombstone (null value) without a key');
     return { kind: 'merge', item: { entity, id: key, envelope: null, position } };
   }
+  // Checked before parsing: an oversized value is never turned into objects.
+  const tooLarge = recordSizeProblem(message.value.length, maxRecordBytes);
+  if (tooLarge !== undefined) return reject(tooLarge, OVERSIZED_MESSAGE);
   const parsed = parseEnvelopeLine(message.value);
   if (!parsed.ok) return reject(parsed.reason);
   const envelope = parsed.envelope;

@@ -37,6 +37,8 @@ export interface ConsumeOptions {
   batchSize?: number;
   /** Where customer records list product ids (default `productIds`). */
   productRefPath?: string;
+  /** A message whose value is larger is dead-lettered, not merged (--max-record-bytes). */
+  maxRecordBytes?: number;
   /** Stops the run: the batch in flight is finished, what was merged delivered and committed first. */
   signal?: AbortSignal;
   logger?: Logger;

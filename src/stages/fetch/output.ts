@@ -35,8 +35,20 @@ export type OutputSpec =
   | { kind: 'file'; path: string }
   | { kind: 'kafka'; kafka: Kafka; brokers: string[]; topic: string };
 
+const serialised = new WeakMap<Envelope, string>();
+
+/** An envelope's JSON, made once however many size checks and outputs ask for it. */
+export function envelopeJson(envelope: Envelope): string {
+  let value = serialised.get(envelope);
+  if (value === undefined) {
+    value = JSON.stringify(envelope);
+    serialised.set(envelope, value);
+  }
+  return value;
+}
+
 function ndjson(envelopes: Envelope[]): Buffer {
-  return Buffer.from(envelopes.map((e) => JSON.stringify(e)).join('\n') + '\n', 'utf8');
+  return Buffer.from(envelopes.map(envelopeJson).join('\n') + '\n', 'utf8');
 }
 
 class StdoutOutput implements FetchOutput {
@@ -140,8 +152,6 @@ class FileOutput implements FetchOutput {
 class KafkaOutput implements FetchOutput {
   readonly kind = 'kafka' as const;
   private readonly serial = new Serial();
-  /** Each envelope's JSON from refuse(), so write() does not serialise it again. */
-  private readonly values = new WeakMap<Envelope, string>();
 
   constructor(private readonly publisher: KafkaPublisher) {}
 
@@ -153,17 +163,14 @@ class KafkaOutput implements FetchOutput {
   write(envelopes: Envelope[]): Promise<undefined> {
     // One page at a time: the idempotent producer keeps its per-partition sequence numbers in order.
     return this.serial.run(async () => {
-      const values = envelopes.map((e) => this.values.get(e) ?? JSON.stringify(e));
+      const values = envelopes.map(envelopeJson);
       await this.publisher.publish(envelopes, values);
       return undefined;
     });
   }
 
   refuse(envelope: Envelope): string | undefined {
-    const value = JSON.stringify(envelope);
-    const problem = this.publisher.sizeProblem(envelope, value);
-    if (problem === undefined) this.values.set(envelope, value);
-    return problem;
+    return this.publisher.sizeProblem(envelope, envelopeJson(envelope));
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,8 @@ import type { Envelope } from '../../records/envelope.js';
 import type { Checkpoints } from '../../state/checkpoints.js';
 import type { Logger } from '../../log.js';
 import type { RejectFile } from '../../io/reject-file.js';
-import type { FetchOutput } from './output.js';
+import { envelopeJson, type FetchOutput } from './output.js';
+import { recordSizeProblem } from '../../records/size-limit.js';
 import { clampBelow, maxTime } from './plan.js';
 import { windowOf, type WindowProgress } from './checkpoint-records.js';
 import type { FetchOptions, FetchStop, FetchSummary } from './types.js';
@@ -44,6 +45,10 @@ export class Run {
   readonly totals = new Totals();
   failure: { error: SyncError; progress: WindowProgress | null } | undefined;
   interrupted = false;
+  /** Stopped by --max-pages with work left: the next run continues from the stored progress. */
+  pageLimited = false;
+  /** Pages handed to commit so far, over every window of the run (what --max-pages counts). */
+  private pagesTaken = 0;
 
   constructor(
     readonly options: FetchOptions,
@@ -54,7 +59,12 @@ export class Run {
   ) {}
 
   get stopping(): boolean {
-    return this.failure !== undefined || this.interrupted || this.options.signal?.aborted === true;
+    return (
+      this.failure !== undefined ||
+      this.interrupted ||
+      this.pageLimited ||
+      this.options.signal?.aborted === true
+    );
   }
 
   now(): Date {
@@ -77,16 +87,22 @@ export class Run {
   }
 
   /**
-   * Moves the envelopes the output cannot take (over a topic's size limit) to the page's rejects, so
-   * one oversized record is kept in the reject file instead of failing the whole page.
+   * Moves the envelopes over --max-record-bytes, or that the output cannot take (over a topic's size
+   * limit), to the page's rejects, so one oversized record is kept in the reject file instead of
+   * failing the whole page.
    */
   private refuseOversized(page: SourcePage): SourcePage {
     const refuse = this.output.refuse?.bind(this.output);
-    if (refuse === undefined) return page;
+    const { maxRecordBytes } = this.options;
+    if (refuse === undefined && maxRecordBytes === undefined) return page;
     const envelopes: Envelope[] = [];
     const rejects = [...page.rejects];
     for (const envelope of page.envelopes) {
-      const reason = refuse(envelope);
+      const reason =
+        (maxRecordBytes === undefined
+          ? undefined
+          : recordSizeProblem(Buffer.byteLength(envelopeJson(envelope)), maxRecordBytes)) ??
+        refuse?.(envelope);
       if (reason === undefined) envelopes.push(envelope);
       else
         rejects.push({
@@ -165,6 +181,17 @@ export class Run {
           await settle();
           return false;
         }
+        const { maxPages } = this.options;
+        if (maxPages !== undefined && this.pagesTaken >= maxPages) {
+          // Not even requested: the page after the limit is the next run's first.
+          await settle();
+          if (progress.exhausted) {
+            finished = true;
+            return true;
+          }
+          this.pageLimited = true;
+          return false;
+        }
         let next: IteratorResult<SourcePage>;
         try {
           next = await this.nextPage(iterator);
@@ -178,6 +205,7 @@ export class Run {
           finished = true;
           return true;
         }
+        this.pagesTaken++;
         inFlight = this.commit(next.value, progress, persist).catch((err: unknown) => {
           commitError = err;
         });

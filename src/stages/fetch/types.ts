@@ -29,6 +29,13 @@ export interface FetchOptions {
   /** Throw away interrupted progress (and, for a backfill range, finished windows) first (`--restart`). */
   restart?: boolean;
   rejectsPath: string;
+  /** A record whose envelope is larger goes to the reject file (--max-record-bytes). */
+  maxRecordBytes?: number;
+  /**
+   * Pages fetched at most in this run (--max-pages), over all windows; then the run stops with status
+   * page-limit and its progress stored, so the next run continues after the last page.
+   */
+  maxPages?: number;
   /** Backfill windows fetched at once (default 4). */
   concurrency?: number;
   signal?: AbortSignal;
@@ -71,7 +78,8 @@ export interface BackfillSummary {
 export interface FetchSummary {
   source: Source;
   mode: 'incremental' | 'full' | 'backfill';
-  status: 'completed' | 'failed' | 'interrupted' | 'nothing-to-resume';
+  /** page-limit: --max-pages stopped the run with work left, its progress stored for the next run. */
+  status: 'completed' | 'failed' | 'interrupted' | 'page-limit' | 'nothing-to-resume';
   output: { kind: FetchOutput['kind']; target: string };
   /** Whether interrupted progress of an earlier run was continued. */
   resumed: boolean;
