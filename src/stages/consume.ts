@@ -189,6 +189,7 @@ export async function consume(options: ConsumeOptions): Promise<ConsumeSummary> 
             delivery,
             idleTimeoutMs: s.idleTimeoutMs,
             maxDeliveryDelayMs: s.maxDeliveryDelayMs,
+            sessionTimeoutMs: s.sessionTimeoutMs,
             logger,
           }),
         );

@@ -44,7 +44,7 @@ async function restartDuring(
   // The run either rides the outage out or stops with a temporary failure; it must not hang.
   await waitFor('the run to end after the restart', () => finished, 300_000).catch((error: unknown) => {
     child.process.kill('SIGKILL');
-    throw error;
+    throw new Error(`${(error as Error).message}; its stderr:\n${child.stderr().slice(-3000)}`);
   });
   const { code, signal } = await child.exited;
   if (code !== 0 && code !== 75)

@@ -136,20 +136,41 @@ export interface ProgressWatchOptions {
   idleTimeoutMs: number;
   /** Deferred delivery: another instance commits only when its drain is due, so it may look idle this much longer. */
   maxDeliveryDelayMs: number;
+  /** A member that died may hold partitions this long before the group moves on. */
+  sessionTimeoutMs: number;
   logger: Logger;
 }
+
+/** kafkajs's rebalance timeout (membership.ts): the longest a rejoin may legitimately take. */
+const REBALANCE_GRACE_MS = 60_000;
 
 /**
  * --once, every second: reads the group's commits (another instance's progress counts), stops the
  * run once every end offset is reached, and fails it (exit 75) when neither this instance nor the
- * group moved for the idle timeout. Returns the timer to clear.
+ * group moved for the idle timeout. A run that shows no progress for far longer — not joined, a
+ * batch or a drain that never returns, the group's offsets unreadable after a broker restart —
+ * fails too, so `--once` never hangs. Returns the timer to clear.
  */
 export function watchGroupProgress(offsets: EndOffsets, o: ProgressWatchOptions): NodeJS.Timeout {
   const { control, membership } = o;
+  const idleMs = o.idleTimeoutMs + o.maxDeliveryDelayMs;
+  const stalledMs = idleMs + o.sessionTimeoutMs + REBALANCE_GRACE_MS;
+  const giveUp = (why: string) =>
+    control.giveUp(
+      new InterruptedError(
+        `no progress for ${Math.round((Date.now() - control.lastActivity) / 1000)} s ${why}; rerun to continue`,
+      ),
+      'idle-timeout',
+    );
   return setInterval(() => {
     if (control.stopRequested) return;
+    if (Date.now() - control.lastActivity > stalledMs) {
+      giveUp('(the consumer stalled: not joined, or work that never returned)');
+      return;
+    }
     void fetchCommitted(o.admin, o.group, o.topics)
       .then((fresh) => {
+        if (control.stopRequested) return;
         if (offsets.refresh(fresh)) control.touch();
         // Product partitions another instance finished before this one got them.
         membership.updateProductPhase();
@@ -158,13 +179,10 @@ export function watchGroupProgress(offsets: EndOffsets, o: ProgressWatchOptions)
           membership.joined &&
           control.inFlight === 0 &&
           !o.delivery.draining &&
-          Date.now() - control.lastActivity > o.idleTimeoutMs + o.maxDeliveryDelayMs
+          Date.now() - control.lastActivity > idleMs
         ) {
-          control.giveUp(
-            new InterruptedError(
-              `no progress for ${o.idleTimeoutMs / 1000} s before reaching the end offsets seen at start (partitions held by an unresponsive instance, or a rebalance that does not finish); rerun to continue`,
-            ),
-            'idle-timeout',
+          giveUp(
+            'before reaching the end offsets seen at start (partitions held by an unresponsive instance, or a rebalance that does not finish)',
           );
         }
       })

@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { EndOffsets } from '../../../src/stages/consume/end-offsets.js';
+import type { Admin } from 'kafkajs';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { EndOffsets, watchGroupProgress } from '../../../src/stages/consume/end-offsets.js';
+import { RunControl } from '../../../src/stages/consume/run-control.js';
+import { createLogger } from '../../../src/log.js';
 import { partitionId } from '../../../src/stages/consume/offsets.js';
 
 /** customers[0] 0..10, customers[1] empty, products[0] 5..8 (log start moved by retention). */
@@ -85,5 +88,49 @@ describe('EndOffsets', () => {
       ),
     ).toBe(true);
     expect(t.isDone()).toBe(true);
+  });
+});
+
+describe('watchGroupProgress (--once)', () => {
+  afterEach(() => vi.useRealTimers());
+
+  function watch(admin: Pick<Admin, 'fetchOffsets'>, joined: boolean, inFlight = 0) {
+    const control = new RunControl();
+    control.inFlight = inFlight;
+    const timer = watchGroupProgress(tracker(), {
+      admin: admin as Admin,
+      group: 'g',
+      topics: ['customers', 'products'],
+      control,
+      membership: { joined, updateProductPhase: () => {} },
+      delivery: { draining: false },
+      idleTimeoutMs: 30_000,
+      maxDeliveryDelayMs: 5_000,
+      sessionTimeoutMs: 30_000,
+      logger: createLogger('quiet', () => true),
+    });
+    return { control, stop: () => clearInterval(timer) };
+  }
+
+  it('gives up after the idle timeout when joined and nothing moves', async () => {
+    vi.useFakeTimers();
+    const { control, stop } = watch({ fetchOffsets: () => Promise.resolve([]) }, true);
+    await vi.advanceTimersByTimeAsync(34_000);
+    expect(control.stopRequested).toBe(false);
+    await vi.advanceTimersByTimeAsync(3_000);
+    stop();
+    expect(control.finishedBy).toBe('idle-timeout');
+    expect(control.fatal?.exitCode).toBe(75);
+  });
+
+  it('gives up on a stalled run that never joins, with a batch stuck, and offsets unreadable', async () => {
+    vi.useFakeTimers();
+    const { control, stop } = watch({ fetchOffsets: () => new Promise(() => {}) }, false, 1);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(control.stopRequested).toBe(false);
+    await vi.advanceTimersByTimeAsync(7_000);
+    stop();
+    expect(control.finishedBy).toBe('idle-timeout');
+    expect(control.fatal?.message).toMatch(/no progress for \d+ s .*stalled/);
   });
 });
