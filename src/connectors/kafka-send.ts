@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Partitioners,
   type Kafka,
@@ -95,7 +96,7 @@ export async function sendEvery(
     logger.warn(
       `Kafka left partitions ${missing.join(' ')} unwritten (a leader changed mid-send); sending them again`,
     );
-    await new Promise((resolve) => setTimeout(resolve, backoffMs * attempt));
+    await sleep(backoffMs * attempt);
   }
   return results;
 }

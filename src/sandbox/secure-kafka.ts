@@ -4,6 +4,7 @@
  * listener that requires a client certificate (mTLS). The controller and the broker's own traffic
  * stay on PLAINTEXT listeners bound to 127.0.0.1.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -85,7 +86,7 @@ export async function startSecureBroker(options: {
           `the secure Kafka listener on 127.0.0.1:${port} did not open; see ${broker.logFile}`,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
   }
   const secure: SecureKafka = {
